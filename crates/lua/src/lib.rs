@@ -1,0 +1,3 @@
+//! The Lua host of stage: Lua states, the stage thread, scripts and the script API tables.
+
+pub mod convert;
