@@ -1,6 +1,14 @@
 //! The pieces of stage that know nothing of Lua or sockets: the [`Value`] that every message
-//! carries, the address grammar of `stage.signal`, message-id matching, envelopes and metrics.
+//! carries, the address grammar of `stage.signal`, message-id matching, messages, the
+//! in-process router and the metrics registry.
 
+pub mod address;
+pub mod bson;
+pub mod matching;
+pub mod message;
+pub mod metrics;
+pub mod router;
 pub mod value;
 
+pub use message::{Message, Sender};
 pub use value::{Args, Key, Table, Value};

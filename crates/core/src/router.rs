@@ -1,0 +1,179 @@
+//! The in-process router: stage ids to instances, with the delivery policy of `messaging.md` §10
+//! for the instances of one node (rotation, all, same node) and reply addresses.
+
+use crate::address::Scope;
+use crate::message::Message;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Where messages for one instance are queued.
+pub trait Mailbox: Send + Sync {
+    /// Queues a message; fails when the mailbox is full or closed.
+    fn post(&self, message: Message) -> Result<(), PostError>;
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PostError {
+    #[error("the mailbox of '{0}' is full ({1} messages waiting)")]
+    Full(String, usize),
+    #[error("'{0}' has stopped")]
+    Closed(String),
+}
+
+struct Instance {
+    address: Arc<str>,
+    mailbox: Arc<dyn Mailbox>,
+}
+
+#[derive(Default)]
+struct Group {
+    instances: Vec<Instance>,
+    next: AtomicUsize,
+}
+
+/// The routing table of this node.
+#[derive(Default)]
+pub struct Router {
+    groups: RwLock<HashMap<String, Group>>,
+    addresses: RwLock<HashMap<Arc<str>, Arc<dyn Mailbox>>>,
+}
+
+impl Router {
+    /// An empty routing table.
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Makes an instance reachable by its reply address and, when it has one, by its stage id.
+    pub fn register(&self, id: Option<&str>, address: Arc<str>, mailbox: Arc<dyn Mailbox>) {
+        self.addresses
+            .write()
+            .insert(address.clone(), mailbox.clone());
+        if let Some(id) = id {
+            let mut groups = self.groups.write();
+            groups
+                .entry(id.to_string())
+                .or_default()
+                .instances
+                .push(Instance { address, mailbox });
+        }
+    }
+
+    /// Removes an instance (its address and its stage-id entry).
+    pub fn unregister(&self, address: &str) {
+        self.addresses.write().remove(address);
+        let mut groups = self.groups.write();
+        for group in groups.values_mut() {
+            group.instances.retain(|i| &*i.address != address);
+        }
+        groups.retain(|_, g| !g.instances.is_empty());
+    }
+
+    /// Delivers to the instances of `ids` (a comma-separated list) that `scope` selects.
+    /// Returns how many instances received the message; 0 means nobody was eligible.
+    pub fn send(&self, ids: &str, scope: Scope, message: Message) -> Result<usize, PostError> {
+        let groups = self.groups.read();
+        let mut targets: Vec<&Arc<dyn Mailbox>> = Vec::new();
+        for id in ids.split(',') {
+            let Some(group) = groups.get(id) else { continue };
+            match scope {
+                Scope::All => targets.extend(group.instances.iter().map(|i| &i.mailbox)),
+                // Every instance of this router is on this node; none came over the network.
+                Scope::Remote => {}
+                Scope::One | Scope::Local => {
+                    let n = group.next.fetch_add(1, Ordering::Relaxed);
+                    targets.push(&group.instances[n % group.instances.len()].mailbox);
+                }
+            }
+        }
+        let count = targets.len();
+        if let Some((last, rest)) = targets.split_last() {
+            for mailbox in rest {
+                mailbox.post(message.clone())?;
+            }
+            last.post(message)?;
+        }
+        Ok(count)
+    }
+
+    /// Delivers straight to the instance with this reply address; `Ok(false)` when unknown.
+    pub fn send_to(&self, address: &str, message: Message) -> Result<bool, PostError> {
+        let mailbox = self.addresses.read().get(address).cloned();
+        match mailbox {
+            Some(mailbox) => mailbox.post(message).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Whether some instance has this stage id.
+    pub fn knows(&self, id: &str) -> bool {
+        self.groups.read().contains_key(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    #[derive(Default)]
+    struct Inbox(Mutex<Vec<String>>);
+
+    impl Mailbox for Inbox {
+        fn post(&self, message: Message) -> Result<(), PostError> {
+            self.0.lock().push(message.key);
+            Ok(())
+        }
+    }
+
+    fn two_instances() -> (Router, Arc<Inbox>, Arc<Inbox>) {
+        let router = Router::new();
+        let (a, b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
+        router.register(Some("svc"), "a".into(), a.clone());
+        router.register(Some("svc"), "b".into(), b.clone());
+        (router, a, b)
+    }
+
+    fn msg() -> Message {
+        Message::new("svc:m", Default::default())
+    }
+
+    #[test]
+    fn one_rotates_and_all_reaches_every_instance() {
+        let (router, a, b) = two_instances();
+        for _ in 0..4 {
+            assert_eq!(router.send("svc", Scope::One, msg()), Ok(1));
+        }
+        assert_eq!((a.0.lock().len(), b.0.lock().len()), (2, 2));
+        assert_eq!(router.send("svc", Scope::All, msg()), Ok(2));
+        assert_eq!((a.0.lock().len(), b.0.lock().len()), (3, 3));
+    }
+
+    #[test]
+    fn remote_scope_never_reaches_a_local_instance_and_unknown_ids_reach_nobody() {
+        let (router, a, b) = two_instances();
+        assert_eq!(router.send("svc", Scope::Remote, msg()), Ok(0));
+        assert_eq!(router.send("nobody", Scope::One, msg()), Ok(0));
+        assert_eq!(a.0.lock().len() + b.0.lock().len(), 0);
+    }
+
+    #[test]
+    fn comma_lists_and_addresses() {
+        let (router, a, b) = two_instances();
+        let c = Arc::new(Inbox::default());
+        router.register(Some("other"), "c".into(), c.clone());
+        assert_eq!(router.send("svc,other", Scope::One, msg()), Ok(2));
+        assert_eq!(c.0.lock().len(), 1);
+        assert_eq!(router.send_to("b", msg()), Ok(true));
+        assert_eq!(router.send_to("zz", msg()), Ok(false));
+        router.unregister("a");
+        for _ in 0..3 {
+            router.send("svc", Scope::One, msg()).unwrap();
+        }
+        assert_eq!(a.0.lock().len(), 1, "an unregistered instance gets nothing more");
+        assert!(b.0.lock().len() >= 4);
+    }
+}
