@@ -1,0 +1,8 @@
+//! Typed configuration sections of the service modules (`index`, `curl`, `=ticket`, `=route`).
+//! Each has a closed schema (decision 24) and defaults for everything; a missing or `null`
+//! section means "all defaults".
+
+pub mod curl;
+pub mod index;
+pub mod route;
+pub mod ticket;
