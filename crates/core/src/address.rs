@@ -169,8 +169,14 @@ mod tests {
         let p = |t| parse(t, me).unwrap();
         assert_eq!(p("svc:msg"), stage(Scope::One, Some("svc"), "msg", false));
         assert_eq!(p("*svc:msg"), stage(Scope::All, Some("svc"), "msg", false));
-        assert_eq!(p("=svc:msg"), stage(Scope::Local, Some("svc"), "msg", false));
-        assert_eq!(p("+svc:msg"), stage(Scope::Remote, Some("svc"), "msg", false));
+        assert_eq!(
+            p("=svc:msg"),
+            stage(Scope::Local, Some("svc"), "msg", false)
+        );
+        assert_eq!(
+            p("+svc:msg"),
+            stage(Scope::Remote, Some("svc"), "msg", false)
+        );
         assert_eq!(p("me:msg"), stage(Scope::One, None, "msg", true));
         assert_eq!(p("msg"), stage(Scope::One, None, "msg", true));
         assert_eq!(p("*msg"), stage(Scope::All, None, "msg", false));
@@ -193,7 +199,10 @@ mod tests {
         assert_eq!(p("svc:"), Target::Multi { stage: Some("svc") });
         assert_eq!(p(""), Target::Multi { stage: None });
         assert_eq!(p("me:"), Target::Multi { stage: Some("me") });
-        assert_eq!(p("calc:add=sum"), stage(Scope::One, Some("calc"), "add=sum", false));
+        assert_eq!(
+            p("calc:add=sum"),
+            stage(Scope::One, Some("calc"), "add=sum", false)
+        );
         assert_eq!(p("a:b:c.d"), stage(Scope::One, Some("a"), "b:c.d", false));
     }
 
@@ -201,15 +210,30 @@ mod tests {
     fn lock_forms() {
         assert_eq!(
             parse(">L.cb", None).unwrap(),
-            Target::Lock { op: LockOp::Acquire, owner: None, name: "L", rest: "cb" }
+            Target::Lock {
+                op: LockOp::Acquire,
+                owner: None,
+                name: "L",
+                rest: "cb"
+            }
         );
         assert_eq!(
             parse(">>L.x", None).unwrap(),
-            Target::Lock { op: LockOp::Extend, owner: None, name: "L", rest: "x" }
+            Target::Lock {
+                op: LockOp::Extend,
+                owner: None,
+                name: "L",
+                rest: "x"
+            }
         );
         assert_eq!(
             parse("svc:<L.x", None).unwrap(),
-            Target::Lock { op: LockOp::Release, owner: Some("svc"), name: "L", rest: "x" }
+            Target::Lock {
+                op: LockOp::Release,
+                owner: Some("svc"),
+                name: "L",
+                rest: "x"
+            }
         );
         assert!(parse(">nodot", None).is_err());
     }

@@ -7,8 +7,11 @@ pub const CATCH_ALL: &str = "@";
 /// ending with the catch-all `@`, until it returns `Some`.
 pub fn find<T>(msg: &str, mut found: impl FnMut(&str) -> Option<T>) -> Option<T> {
     let base = msg.split_once('=').map_or(msg, |(b, _)| b);
-    if let Some(hit) = found(base) {
-        return Some(hit);
+    // The empty name is the idle function's slot, never a message handler.
+    if !base.is_empty() {
+        if let Some(hit) = found(base) {
+            return Some(hit);
+        }
     }
     let bytes = base.as_bytes();
     let first_colon = bytes.iter().position(|&c| c == b':');
@@ -48,9 +51,18 @@ mod tests {
     fn spec_examples() {
         assert_eq!(
             tried("stage:group.msg.callback"),
-            ["stage:group.msg.callback", "stage:group.msg.", "stage:group.", "stage:", "@"]
+            [
+                "stage:group.msg.callback",
+                "stage:group.msg.",
+                "stage:group.",
+                "stage:",
+                "@"
+            ]
         );
-        assert_eq!(tried("order.created=done"), ["order.created", "order.", "@"]);
+        assert_eq!(
+            tried("order.created=done"),
+            ["order.created", "order.", "@"]
+        );
         assert_eq!(tried("cmd?x"), ["cmd?x", "cmd?", "@"]);
         assert_eq!(tried("a.b:c.d"), ["a.b:c.d", "a.b:c.", "a.b:", "@"]);
         assert_eq!(tried("plain"), ["plain", "@"]);
@@ -68,11 +80,20 @@ mod tests {
     }
 
     #[test]
+    fn the_empty_name_is_never_tried() {
+        assert_eq!(tried(""), ["@"]);
+        assert_eq!(tried("=reply"), ["@"]);
+    }
+
+    #[test]
     fn first_match_wins() {
-        let hit = find(
-            "order.created",
-            |n| if n == "order." { Some(n.to_string()) } else { None },
-        );
+        let hit = find("order.created", |n| {
+            if n == "order." {
+                Some(n.to_string())
+            } else {
+                None
+            }
+        });
         assert_eq!(hit.as_deref(), Some("order."));
     }
 }

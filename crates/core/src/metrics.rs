@@ -62,7 +62,13 @@ mod tests {
         b.inc();
         assert_eq!(a.get(), 2);
         let text = m.encode();
-        assert!(text.contains(r#"stage_messages_in_total{stage="a"} 2"#), "{text}");
-        assert!(text.contains(r#"stage_messages_in_total{stage="b"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"stage_messages_in_total{stage="a"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"stage_messages_in_total{stage="b"} 1"#),
+            "{text}"
+        );
     }
 }

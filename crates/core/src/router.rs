@@ -78,7 +78,9 @@ impl Router {
         let groups = self.groups.read();
         let mut targets: Vec<&Arc<dyn Mailbox>> = Vec::new();
         for id in ids.split(',') {
-            let Some(group) = groups.get(id) else { continue };
+            let Some(group) = groups.get(id) else {
+                continue;
+            };
             match scope {
                 Scope::All => targets.extend(group.instances.iter().map(|i| &i.mailbox)),
                 // Every instance of this router is on this node; none came over the network.
@@ -173,7 +175,11 @@ mod tests {
         for _ in 0..3 {
             router.send("svc", Scope::One, msg()).unwrap();
         }
-        assert_eq!(a.0.lock().len(), 1, "an unregistered instance gets nothing more");
+        assert_eq!(
+            a.0.lock().len(),
+            1,
+            "an unregistered instance gets nothing more"
+        );
         assert!(b.0.lock().len() >= 4);
     }
 }

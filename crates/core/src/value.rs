@@ -54,6 +54,30 @@ impl Value {
         }
     }
 
+    /// About how many bytes this value takes on the wire (its BSON element, less the key).
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Value::Nil => 1,
+            Value::Bool(_) => 2,
+            Value::Int(_) | Value::Float(_) => 9,
+            Value::Str(s) => s.len() + 6,
+            Value::Function(code) => code.len() + 10,
+            Value::Table(t) => {
+                5 + t
+                    .0
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = match k {
+                            Key::Int(_) => 22,
+                            Key::Str(s) => s.len() + 1,
+                        };
+                        key + v.approx_size()
+                    })
+                    .sum::<usize>()
+            }
+        }
+    }
+
     /// The bytes of a string value.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {

@@ -34,23 +34,33 @@ impl From<ConvertError> for mlua::Error {
 }
 
 /// Copies a Lua value out of its state.
-pub fn to_value(value: &LuaValue) -> mlua::Result<Value> {
-    Copier::default().value(value, 0)
+pub fn to_value(lua: &Lua, value: &LuaValue) -> mlua::Result<Value> {
+    Copier::new(lua).value(value, 0)
 }
 
 /// Copies every value of a list (arguments of a call or a message).
-pub fn to_args<'a>(values: impl IntoIterator<Item = &'a LuaValue>) -> mlua::Result<stage_core::Args> {
-    let mut copier = Copier::default();
+pub fn to_args<'a>(
+    lua: &Lua,
+    values: impl IntoIterator<Item = &'a LuaValue>,
+) -> mlua::Result<stage_core::Args> {
+    let mut copier = Copier::new(lua);
     values.into_iter().map(|v| copier.value(v, 0)).collect()
 }
 
-#[derive(Default)]
-struct Copier {
+struct Copier<'l> {
+    lua: &'l Lua,
     /// Tables on the path from the root to the table being copied.
     path: HashSet<usize>,
 }
 
-impl Copier {
+impl<'l> Copier<'l> {
+    fn new(lua: &'l Lua) -> Copier<'l> {
+        Copier {
+            lua,
+            path: HashSet::new(),
+        }
+    }
+
     fn value(&mut self, value: &LuaValue, depth: usize) -> mlua::Result<Value> {
         Ok(match value {
             LuaValue::Nil => Value::Nil,
@@ -59,7 +69,10 @@ impl Copier {
             LuaValue::Number(n) => Value::Float(*n),
             LuaValue::String(s) => Value::Str(s.as_bytes().to_vec()),
             LuaValue::Table(t) => Value::Table(self.table(t, depth)?),
-            LuaValue::Function(f) => Value::Function(dump(f)?),
+            LuaValue::Function(f) => {
+                crate::handlers::warn_lost_upvalues(self.lua, f)?;
+                Value::Function(dump(f)?)
+            }
             other => Value::Str(other.to_string()?.into_bytes()),
         })
     }
@@ -87,7 +100,10 @@ impl Copier {
                         None => (Key::Str(bytes.to_vec()), self.value(&v, depth + 1)?),
                     }
                 }
-                other => (Key::Str(other.to_string()?.into_bytes()), self.value(&v, depth + 1)?),
+                other => (
+                    Key::Str(other.to_string()?.into_bytes()),
+                    self.value(&v, depth + 1)?,
+                ),
             };
             out.push(entry.0, entry.1);
         }
@@ -157,15 +173,45 @@ pub fn captured_upvalues(lua: &Lua, f: &mlua::Function) -> mlua::Result<Vec<Stri
 }
 
 /// Loads bytecode as a function of this state: `_ENV` is bound to `env`, other upvalues are nil.
-pub fn load_function(lua: &Lua, bytecode: &[u8], env: &mlua::Table) -> mlua::Result<mlua::Function> {
+pub fn load_function(
+    lua: &Lua,
+    bytecode: &[u8],
+    env: &mlua::Table,
+) -> mlua::Result<mlua::Function> {
     let f = lua
         .load(bytecode)
         .set_mode(mlua::chunk::ChunkMode::Binary)
         .into_function()?;
-    // SAFETY: index 1 is the loaded Lua function and index 2 the environment table; each
+    rebind_upvalues(lua, &f, Some(env))?;
+    Ok(f)
+}
+
+/// Sets every upvalue of `f` except `_ENV` back to nil, as in a freshly loaded copy.
+pub fn clear_upvalues(lua: &Lua, f: &mlua::Function) -> mlua::Result<()> {
+    rebind_upvalues(lua, f, None)
+}
+
+/// How many upvalues `f` has, `_ENV` included.
+pub fn upvalue_count(lua: &Lua, f: &mlua::Function) -> mlua::Result<usize> {
+    let mut count = 0;
+    // SAFETY: reads the upvalue names of the function at stack index 1, popping each value.
+    unsafe {
+        lua.exec_raw::<()>(f, |state| {
+            while !mlua::ffi::lua_getupvalue(state, 1, count as i32 + 1).is_null() {
+                mlua::ffi::lua_pop(state, 1);
+                count += 1;
+            }
+        })?;
+    }
+    Ok(count)
+}
+
+/// Binds the upvalue named `_ENV` to `env` (when given) and sets every other one to nil.
+fn rebind_upvalues(lua: &Lua, f: &mlua::Function, env: Option<&mlua::Table>) -> mlua::Result<()> {
+    // SAFETY: index 1 is the Lua function and index 2 the environment table or nil; each
     // iteration leaves the stack as it found it.
     unsafe {
-        lua.exec_raw::<()>((&f, env), |state| {
+        lua.exec_raw::<()>((f, env), |state| {
             for i in 1..=255 {
                 let name = mlua::ffi::lua_getupvalue(state, 1, i);
                 if name.is_null() {
@@ -173,15 +219,17 @@ pub fn load_function(lua: &Lua, bytecode: &[u8], env: &mlua::Table) -> mlua::Res
                 }
                 mlua::ffi::lua_pop(state, 1);
                 if CStr::from_ptr(name) == c"_ENV" {
+                    if env.is_none() {
+                        continue;
+                    }
                     mlua::ffi::lua_pushvalue(state, 2);
                 } else {
                     mlua::ffi::lua_pushnil(state);
                 }
                 mlua::ffi::lua_setupvalue(state, 1, i);
             }
-        })?;
+        })
     }
-    Ok(f)
 }
 
 /// Builds a Lua value from a copied value; functions are loaded with `env` as their globals.
@@ -227,7 +275,9 @@ mod tests {
             .load(r#"return { 1, nil, 3, name = "x", [true] = 1, [1.5] = 2, ["n@i"] = 2^40 + 5, ["f@b"] = 0 }"#)
             .eval()
             .unwrap();
-        let Value::Table(t) = to_value(&v).unwrap() else { panic!("not a table") };
+        let Value::Table(t) = to_value(&lua, &v).unwrap() else {
+            panic!("not a table")
+        };
         assert_eq!(t.get(&Key::Int(1)), Some(&Value::Int(1)));
         assert_eq!(t.get(&Key::Int(2)), None);
         assert_eq!(t.get(&Key::Int(3)), Some(&Value::Int(3)));
@@ -242,23 +292,40 @@ mod tests {
     fn cycles_and_depth_are_refused() {
         let lua = lua();
         let cyclic: LuaValue = lua.load("local t = {} t.me = t return t").eval().unwrap();
-        assert!(to_value(&cyclic).unwrap_err().to_string().contains("cyclic"));
+        assert!(to_value(&lua, &cyclic)
+            .unwrap_err()
+            .to_string()
+            .contains("cyclic"));
         let deep: LuaValue = lua
             .load("local t = {} for i = 1, 200 do t = { t } end return t")
             .eval()
             .unwrap();
-        assert!(to_value(&deep).unwrap_err().to_string().contains("deeper"));
+        assert!(to_value(&lua, &deep)
+            .unwrap_err()
+            .to_string()
+            .contains("deeper"));
         let shared: LuaValue = lua.load("local s = {1} return { s, s }").eval().unwrap();
-        assert!(to_value(&shared).is_ok(), "a table seen twice but not inside itself is no cycle");
+        assert!(
+            to_value(&lua, &shared).is_ok(),
+            "a table seen twice but not inside itself is no cycle"
+        );
     }
 
     #[test]
     fn c_functions_are_refused_and_userdata_become_text() {
         let lua = lua();
         let print: LuaValue = lua.globals().get("print").unwrap();
-        assert!(to_value(&print).unwrap_err().to_string().contains("non-serialable"));
-        let co: LuaValue = lua.load("return coroutine.create(function () end)").eval().unwrap();
-        let Value::Str(s) = to_value(&co).unwrap() else { panic!("not text") };
+        assert!(to_value(&lua, &print)
+            .unwrap_err()
+            .to_string()
+            .contains("non-serialable"));
+        let co: LuaValue = lua
+            .load("return coroutine.create(function () end)")
+            .eval()
+            .unwrap();
+        let Value::Str(s) = to_value(&lua, &co).unwrap() else {
+            panic!("not text")
+        };
         assert!(s.starts_with(b"thread: "));
     }
 
@@ -269,12 +336,17 @@ mod tests {
             .load("local factor = 2 return function (x) return x, factor, G end")
             .eval()
             .unwrap();
-        assert_eq!(captured_upvalues(&from, &f).unwrap(), vec!["factor".to_string()]);
-        let code = to_value(&LuaValue::Function(f)).unwrap();
+        assert_eq!(
+            captured_upvalues(&from, &f).unwrap(),
+            vec!["factor".to_string()]
+        );
+        let code = to_value(&from, &LuaValue::Function(f)).unwrap();
         let to = lua();
         let env = to.create_table().unwrap();
         env.set("G", "global").unwrap();
-        let LuaValue::Function(g) = from_value(&to, &code, &env).unwrap() else { panic!() };
+        let LuaValue::Function(g) = from_value(&to, &code, &env).unwrap() else {
+            panic!()
+        };
         let (x, factor, global): (i64, Option<i64>, String) = g.call(21).unwrap();
         assert_eq!((x, factor, global.as_str()), (21, None, "global"));
     }
@@ -283,10 +355,12 @@ mod tests {
     fn values_round_trip_between_states() {
         let from = lua();
         let v: LuaValue = from
-            .load(r#"return { list = { 1, 2.5, "three", false }, nested = { deep = { x = "y" } } }"#)
+            .load(
+                r#"return { list = { 1, 2.5, "three", false }, nested = { deep = { x = "y" } } }"#,
+            )
             .eval()
             .unwrap();
-        let copied = to_value(&v).unwrap();
+        let copied = to_value(&from, &v).unwrap();
         let to = lua();
         let back = from_value(&to, &copied, &to.globals()).unwrap();
         to.globals().set("t", back).unwrap();

@@ -1,3 +1,16 @@
 //! The Lua host of stage: Lua states, the stage thread, scripts and the script API tables.
 
+pub mod api;
+pub mod bundle;
 pub mod convert;
+pub mod errors;
+pub mod handlers;
+pub mod process;
+pub mod scripts;
+pub mod stage;
+pub mod stage_thread;
+pub mod state;
+pub mod timers;
+
+pub use process::{Limits, Node, ProcessContext, ProcessSettings};
+pub use stage_thread::{prepare, spawn, PreparedStage, StageHandle, StageSpec};

@@ -1,0 +1,27 @@
+//! `stage-index`: the real-time ranking engine behind the `index` service (`spec/index.md`).
+//!
+//! * [`Ranking`] — one index file in memory: IDs with a value and scores in up to four tiers,
+//!   each tier an order-statistic B+tree ([`tree`](crate::tree) module doc): O(log n) insert,
+//!   delete, rank, select and range. Ties rank newest first.
+//! * [`IndexFile`] / [`Index`] — persistence: an append-only, checksummed log per file plus
+//!   snapshots, loaded at start, with a configurable fsync policy ([`Durability`]).
+//! * [`command`] — the spec's message forms (`s?rank/2=cb`, batch tables) on [`stage_core::Value`]s.
+//!
+//! Pure Rust: no Lua, no sockets; time comes from the caller (`sync_if_due(now)`).
+
+pub mod command;
+mod error;
+mod frame;
+mod log;
+mod ranking;
+mod score;
+mod snapshot;
+mod store;
+mod tree;
+
+pub use error::{IndexError, Result};
+pub use ranking::{Hit, HitAll, Limits, Ranking, Row, SetRank, Update, MAX_SCORES_PER_TIER};
+pub use score::{Score, Tier, TierSel};
+pub use store::{
+    check_name, CompactReport, Config, Durability, FileWriter, Index, IndexFile, LoadReport,
+};

@@ -1,0 +1,160 @@
+//! Snapshots of one index file: `<name>.snap`.
+//!
+//! Layout, all in checksummed frames ([`crate::frame`]): a header frame (`SNAP_MAGIC`, the
+//! first log generation *not* contained, the next insertion sequence, the number of IDs),
+//! then chunk frames of about 64 KiB, each holding whole entries (ID, value, scores with tier
+//! and sequence), then an end frame (`END_MAGIC`, number of IDs). A snapshot is written to
+//! `<name>.snap.tmp`, fsynced and renamed over the old one, so a crash leaves either the old
+//! or the new snapshot. Any damage (bad checksum, missing end frame, wrong counts) makes the
+//! file refuse to load with the offset of the bad frame.
+
+use crate::error::{IndexError, Result};
+use crate::frame::{self, Frame, Reader, Writer};
+use crate::ranking::{Entry, Limits, Placed, Ranking};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const SNAP_MAGIC: &[u8] = b"stage-index snapshot 1";
+const END_MAGIC: &[u8] = b"stage-index end";
+const CHUNK: usize = 64 * 1024;
+
+/// The path of the snapshot of the file at `base` (`dir/name`).
+pub(crate) fn snap_path(base: &Path) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(".snap");
+    PathBuf::from(s)
+}
+
+/// Serialises `ranking` as a snapshot that continues with log generation `log_gen`.
+pub(crate) fn encode(ranking: &Ranking, log_gen: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut head = Writer::default();
+    head.0.extend_from_slice(SNAP_MAGIC);
+    head.u64(log_gen);
+    head.u64(ranking.next_seq());
+    head.u64(ranking.id_count());
+    frame::put_frame(&mut out, &head.0);
+    let mut chunk = Writer(Vec::with_capacity(CHUNK + 1024));
+    for e in ranking.entries() {
+        chunk.bytes(&e.id);
+        chunk.opt_bytes(e.value.as_deref());
+        chunk.u32(e.scores.len() as u32);
+        for p in e.scores.iter() {
+            chunk.u8(p.tier.number());
+            chunk.u64(p.seq);
+            chunk.score(&p.score);
+        }
+        if chunk.0.len() >= CHUNK {
+            frame::put_frame(&mut out, &chunk.0);
+            chunk.0.clear();
+        }
+    }
+    if !chunk.0.is_empty() {
+        frame::put_frame(&mut out, &chunk.0);
+    }
+    let mut end = Writer::default();
+    end.0.extend_from_slice(END_MAGIC);
+    end.u64(ranking.id_count());
+    frame::put_frame(&mut out, &end.0);
+    out
+}
+
+/// Writes snapshot bytes durably: temp file, fsync, rename, fsync of the directory.
+pub(crate) fn store(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| IndexError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| IndexError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// A loaded snapshot: the state and the first log generation to replay on top of it.
+pub(crate) struct Loaded {
+    pub(crate) ranking: Ranking,
+    pub(crate) log_gen: u64,
+}
+
+/// Reads and checks the snapshot at `path`.
+pub(crate) fn load(path: &Path, limits: Limits) -> Result<Loaded> {
+    let buf = std::fs::read(path).map_err(|e| IndexError::io(path, e))?;
+    let corrupt = |offset: usize, reason: &str| IndexError::Corrupt {
+        file: path.to_path_buf(),
+        offset: offset as u64,
+        reason: reason.to_string(),
+    };
+    let (head, mut at) = match frame::read_frame(&buf, 0) {
+        Frame::Ok(p, next) => (p, next),
+        Frame::End => return Err(corrupt(0, "empty snapshot")),
+        Frame::Bad(why) => return Err(corrupt(0, why)),
+    };
+    let Some(rest) = head.strip_prefix(SNAP_MAGIC) else {
+        return Err(corrupt(0, "not a snapshot header"));
+    };
+    let mut r = Reader(rest);
+    let (Some(log_gen), Some(next_seq), Some(count)) = (r.u64(), r.u64(), r.u64()) else {
+        return Err(corrupt(0, "short snapshot header"));
+    };
+    let mut entries: Vec<Entry> = Vec::with_capacity(count.min(1 << 24) as usize);
+    loop {
+        let frame_at = at;
+        let payload = match frame::read_frame(&buf, at) {
+            Frame::Ok(p, next) => {
+                at = next;
+                p
+            }
+            Frame::End => return Err(corrupt(frame_at, "snapshot ends without its end frame")),
+            Frame::Bad(why) => return Err(corrupt(frame_at, why)),
+        };
+        if let Some(end) = payload.strip_prefix(END_MAGIC) {
+            if Reader(end).u64() != Some(count) || entries.len() as u64 != count {
+                return Err(corrupt(frame_at, "entry count mismatch"));
+            }
+            if at != buf.len() {
+                return Err(corrupt(at, "bytes after the end frame"));
+            }
+            break;
+        }
+        let mut r = Reader(payload);
+        while !r.is_empty() {
+            match decode_entry(&mut r, next_seq) {
+                Some(e) => entries.push(e),
+                None => return Err(corrupt(frame_at, "undecodable entry")),
+            }
+        }
+    }
+    Ok(Loaded {
+        ranking: Ranking::from_entries(limits, entries, next_seq),
+        log_gen,
+    })
+}
+
+fn decode_entry(r: &mut Reader<'_>, next_seq: u64) -> Option<Entry> {
+    let id: Box<[u8]> = r.bytes()?.into();
+    let value = r.opt_bytes()?.map(Box::from);
+    let n = r.u32()? as usize;
+    let mut scores = Vec::with_capacity(n.min(256));
+    for _ in 0..n {
+        let tier = r.tier()?;
+        let seq = r.u64()?;
+        let score = r.score()?;
+        if seq >= next_seq {
+            return None;
+        }
+        scores.push(Placed { tier, score, seq });
+    }
+    Some(Entry {
+        id,
+        value,
+        scores: scores.into_boxed_slice(),
+    })
+}

@@ -1,0 +1,484 @@
+//! Index files on disk: [`IndexFile`] (one named store: state, log, snapshot) and [`Index`]
+//! (the directory of files a service owns), with the configuration of decision 25.
+//!
+//! Durability: a `set`/`del` is written to the log (one `write` to the OS) before it is
+//! applied and acknowledged, so it survives a crash of the process. Whether it also survives
+//! a crash of the machine depends on [`Durability`]: `Always` fsyncs each record; `Periodic`
+//! leaves that to [`IndexFile::sync_if_due`], which the service calls on a timer.
+//!
+//! Compaction ([`IndexFile::compact`]) runs on the caller's thread (the service uses a
+//! background thread) and blocks queries only briefly: it takes the file's lock **shared**,
+//! so readers go on, while it switches the log to a new generation and serialises the state
+//! into memory (writers wait for that, tens of milliseconds per million IDs); then, with no
+//! lock held, it writes the snapshot to a temporary file, fsyncs, renames it into place and
+//! deletes the log generations the snapshot contains. A crash at any point leaves either the
+//! old snapshot plus all logs, or the new snapshot plus (possibly) obsolete logs that the
+//! next load deletes.
+
+use crate::error::{IndexError, Result};
+use crate::frame::{self, Record};
+use crate::log::{self, LogWriter};
+use crate::ranking::{Limits, Ranking, SetRank, Update};
+use crate::score::TierSel;
+use crate::snapshot;
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// When the log is fsynced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After every record, before the change is acknowledged.
+    Always,
+    /// By [`IndexFile::sync_if_due`] once this long has passed since the previous fsync.
+    Periodic(Duration),
+}
+
+impl Durability {
+    /// The policy of the config key `fsync_ms`: `0` means [`Durability::Always`].
+    pub fn from_fsync_ms(ms: u64) -> Durability {
+        if ms == 0 {
+            Durability::Always
+        } else {
+            Durability::Periodic(Duration::from_millis(ms))
+        }
+    }
+}
+
+/// The configuration of an index service (decision 25).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The directory holding the files (`"index/"`).
+    pub dir: PathBuf,
+    /// Size limits of IDs and values.
+    pub limits: Limits,
+    /// The fsync policy (`fsync_ms`, default 100).
+    pub durability: Durability,
+    /// Log size from which [`Index::compact_due`] compacts a file.
+    pub compact_log_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            dir: PathBuf::from("index/"),
+            limits: Limits::default(),
+            durability: Durability::Periodic(Duration::from_millis(100)),
+            compact_log_bytes: 16 << 20,
+        }
+    }
+}
+
+/// What loading an index file found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// The file's name.
+    pub name: String,
+    /// IDs after loading.
+    pub ids: u64,
+    /// Whether a snapshot was read.
+    pub from_snapshot: bool,
+    /// Log records replayed on top of the snapshot.
+    pub log_records: u64,
+    /// Bytes of a torn log tail (an interrupted write) that were dropped.
+    pub dropped_bytes: u64,
+}
+
+/// What a compaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactReport {
+    /// IDs in the snapshot.
+    pub ids: u64,
+    /// Size of the snapshot file.
+    pub snapshot_bytes: u64,
+    /// How long writers were held back (log switch plus serialisation).
+    pub writers_blocked: Duration,
+}
+
+/// Checks that an index file name is a safe relative path: non-empty components, no `.`/`..`,
+/// no NUL, not absolute.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(IndexError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.contains('\0') || name.contains('\\') {
+        return bad("holds NUL or a backslash");
+    }
+    if name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+        return bad("absolute, or an empty path component");
+    }
+    if Path::new(name)
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+        || name.split('/').any(|c| c == "." || c == "..")
+    {
+        return bad("holds . or ..");
+    }
+    if name.ends_with(".tmp") || name.ends_with(".snap") || name.ends_with(".log") {
+        return bad("ends with a reserved suffix");
+    }
+    Ok(())
+}
+
+/// One index file: its ranking behind a reader/writer lock, and its log.
+#[derive(Debug)]
+pub struct IndexFile {
+    name: String,
+    base: PathBuf,
+    durability: Durability,
+    state: RwLock<Ranking>,
+    log: Mutex<LogWriter>,
+    compacting: Mutex<()>,
+    report: LoadReport,
+}
+
+fn logs_of(base: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let stem = base
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let mut logs = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(logs),
+        Err(e) => return Err(IndexError::io(dir, e)),
+    };
+    for entry in rd {
+        let entry = entry.map_err(|e| IndexError::io(dir, e))?;
+        if let Some(gen) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| log::log_generation(n, stem))
+        {
+            logs.push((gen, entry.path()));
+        }
+    }
+    logs.sort();
+    Ok(logs)
+}
+
+fn apply(ranking: &mut Ranking, rec: Record) {
+    match rec {
+        Record::Set { id, update } => {
+            ranking.apply_set(&id, &update, TierSel::All);
+        }
+        Record::Del { id, sel } => {
+            ranking.del(&id, sel);
+        }
+    }
+}
+
+impl IndexFile {
+    /// Opens (creating if missing) the file `name` under `config.dir`: reads its snapshot,
+    /// replays its logs, drops a torn tail of the newest log, and opens that log for writing.
+    pub fn open(config: &Config, name: &str) -> Result<IndexFile> {
+        check_name(name)?;
+        let base = config.dir.join(name);
+        if let Some(parent) = base.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| IndexError::io(parent, e))?;
+        }
+        let snap = snapshot::snap_path(&base);
+        let mut report = LoadReport {
+            name: name.to_string(),
+            ..LoadReport::default()
+        };
+        let (mut ranking, snap_gen) = if snap.exists() {
+            let loaded = snapshot::load(&snap, config.limits)?;
+            report.from_snapshot = true;
+            (loaded.ranking, loaded.log_gen)
+        } else {
+            (Ranking::new(config.limits), 0)
+        };
+        let logs = logs_of(&base)?;
+        let (old, live): (Vec<_>, Vec<_>) = logs.into_iter().partition(|(g, _)| *g < snap_gen);
+        let mut tail = None;
+        for (expected, (i, (gen, path))) in (snap_gen.max(1)..).zip(live.iter().enumerate()) {
+            if *gen != expected {
+                return Err(IndexError::Corrupt {
+                    file: log::log_path(&base, expected),
+                    offset: 0,
+                    reason: format!("log generation {expected} is missing"),
+                });
+            }
+            let last = i + 1 == live.len();
+            let r = log::replay(path, *gen, last, |rec| apply(&mut ranking, rec))?;
+            report.log_records += r.records;
+            report.dropped_bytes += r.dropped;
+            tail = Some((*gen, r.valid_len));
+        }
+        let writer = match tail {
+            Some((gen, valid_len)) => LogWriter::reopen(&base, gen, valid_len)?,
+            None => LogWriter::create(&base, snap_gen.max(1))?,
+        };
+        for (_, path) in old {
+            std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
+        }
+        report.ids = ranking.id_count();
+        Ok(IndexFile {
+            name: name.to_string(),
+            base,
+            durability: config.durability,
+            state: RwLock::new(ranking),
+            log: Mutex::new(writer),
+            compacting: Mutex::new(()),
+            report,
+        })
+    }
+
+    /// The file's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What loading this file found (torn bytes dropped, records replayed, …).
+    pub fn load_report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Shared access for queries (`get`, `range`, `forEach`, `total`).
+    pub fn read(&self) -> RwLockReadGuard<'_, Ranking> {
+        self.state.read()
+    }
+
+    /// Exclusive access for a sequence of logged `set`/`del` calls (and queries between them).
+    pub fn write(&self) -> FileWriter<'_> {
+        FileWriter {
+            state: self.state.write(),
+            file: self,
+        }
+    }
+
+    /// `set` of one ID, logged; see [`FileWriter::set`].
+    pub fn set(&self, id: &[u8], update: &Update, report: TierSel) -> Result<SetRank> {
+        self.write().set(id, update, report)
+    }
+
+    /// `del` of one ID, logged; see [`FileWriter::del`].
+    pub fn del(&self, id: &[u8], sel: TierSel) -> Result<bool> {
+        self.write().del(id, sel)
+    }
+
+    fn log_record(&self, payload: &[u8]) -> Result<()> {
+        self.log
+            .lock()
+            .append(payload, self.durability == Durability::Always)
+    }
+
+    /// Fsyncs the log if it has unsynced records and the policy's interval has passed since
+    /// the last fsync at `now`; returns whether it synced. Called by the service on a timer.
+    pub fn sync_if_due(&self, now: Instant) -> Result<bool> {
+        let (file, path) = {
+            let mut log = self.log.lock();
+            if !log.dirty {
+                return Ok(false);
+            }
+            if let Durability::Periodic(every) = self.durability {
+                if log
+                    .last_sync
+                    .is_some_and(|t| now.saturating_duration_since(t) < every)
+                {
+                    return Ok(false);
+                }
+            }
+            log.dirty = false;
+            log.last_sync = Some(now);
+            log.sync_handle()?
+        };
+        file.sync_data().map_err(|e| IndexError::io(path, e))?;
+        Ok(true)
+    }
+
+    /// Fsyncs the log now (for a clean shutdown).
+    pub fn sync(&self) -> Result<()> {
+        let (file, path) = {
+            let mut log = self.log.lock();
+            log.dirty = false;
+            log.sync_handle()?
+        };
+        file.sync_data().map_err(|e| IndexError::io(path, e))
+    }
+
+    /// Bytes in the current log generation.
+    pub fn log_bytes(&self) -> u64 {
+        self.log.lock().len()
+    }
+
+    /// Writes a snapshot and drops the logs it contains (see the module doc for locking).
+    pub fn compact(&self) -> Result<CompactReport> {
+        let _one_at_a_time = self.compacting.lock();
+        let started = Instant::now();
+        let (bytes, ids, gen) = {
+            let state = self.state.read();
+            let mut log = self.log.lock();
+            log.rotate(&self.base)?;
+            let gen = log.generation();
+            drop(log);
+            (snapshot::encode(&state, gen), state.id_count(), gen)
+        };
+        let writers_blocked = started.elapsed();
+        snapshot::store(&snapshot::snap_path(&self.base), &bytes)?;
+        for (g, path) in logs_of(&self.base)? {
+            if g < gen {
+                std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
+            }
+        }
+        Ok(CompactReport {
+            ids,
+            snapshot_bytes: bytes.len() as u64,
+            writers_blocked,
+        })
+    }
+}
+
+/// Exclusive access to one file: logged updates plus every query through `Deref`.
+pub struct FileWriter<'a> {
+    state: RwLockWriteGuard<'a, Ranking>,
+    file: &'a IndexFile,
+}
+
+impl FileWriter<'_> {
+    /// `set`: checks the limits, writes the log record, applies the update and returns the
+    /// rank in `report`. Nothing changes when the check or the write fails.
+    pub fn set(&mut self, id: &[u8], update: &Update, report: TierSel) -> Result<SetRank> {
+        self.state.check_update(id, update)?;
+        self.file.log_record(&frame::encode_set(id, update))?;
+        Ok(self.state.apply_set(id, update, report))
+    }
+
+    /// `del`: removes the ID's scores in one tier, or the whole ID; logged when it changes
+    /// anything. Returns whether it did.
+    pub fn del(&mut self, id: &[u8], sel: TierSel) -> Result<bool> {
+        let changes = match sel {
+            TierSel::All => self.state.get_all(id).is_some(),
+            TierSel::One(t) => self.state.get(id, t).is_some_and(|h| !h.scores.is_empty()),
+        };
+        if !changes {
+            return Ok(false);
+        }
+        self.file.log_record(&frame::encode_del(id, sel))?;
+        Ok(self.state.del(id, sel))
+    }
+}
+
+impl Deref for FileWriter<'_> {
+    type Target = Ranking;
+
+    fn deref(&self) -> &Ranking {
+        &self.state
+    }
+}
+
+/// The index files of one service, opened on first use and kept open.
+#[derive(Debug)]
+pub struct Index {
+    config: Config,
+    files: Mutex<HashMap<String, Arc<IndexFile>>>,
+}
+
+impl Index {
+    /// A service's set of files under `config.dir`; nothing is read yet.
+    pub fn new(config: Config) -> Index {
+        Index {
+            config,
+            files: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The open file `name`, opening or creating it on first use. A file that fails to load
+    /// is not kept: every call reports its error again. Loading holds the table of open files,
+    /// so one file is never loaded twice (other first opens wait; open files do not).
+    pub fn file(&self, name: &str) -> Result<Arc<IndexFile>> {
+        let mut files = self.files.lock();
+        if let Some(f) = files.get(name) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(IndexFile::open(&self.config, name)?);
+        files.insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Opens every file found under the directory (at start), each on its own: a file that
+    /// refuses to load yields its error and the others still load.
+    pub fn load_all(&self) -> Vec<(String, Result<LoadReport>)> {
+        let mut names = Vec::new();
+        find_names(&self.config.dir, "", &mut names);
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|n| {
+                let r = self.file(&n).map(|f| f.load_report().clone());
+                (n, r)
+            })
+            .collect()
+    }
+
+    fn open_files(&self) -> Vec<Arc<IndexFile>> {
+        self.files.lock().values().cloned().collect()
+    }
+
+    /// Fsyncs every file whose interval has passed at `now`; returns the errors.
+    pub fn sync_due(&self, now: Instant) -> Vec<IndexError> {
+        self.open_files()
+            .iter()
+            .filter_map(|f| f.sync_if_due(now).err())
+            .collect()
+    }
+
+    /// Fsyncs every open file (clean shutdown); returns the errors.
+    pub fn sync_all(&self) -> Vec<IndexError> {
+        self.open_files()
+            .iter()
+            .filter_map(|f| f.sync().err())
+            .collect()
+    }
+
+    /// Compacts every file whose log has grown past `compact_log_bytes`.
+    pub fn compact_due(&self) -> Vec<(String, Result<CompactReport>)> {
+        self.open_files()
+            .into_iter()
+            .filter(|f| f.log_bytes() >= self.config.compact_log_bytes)
+            .map(|f| (f.name().to_string(), f.compact()))
+            .collect()
+    }
+}
+
+/// Collects the names of index files (snapshots and logs) below `dir`.
+fn find_names(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in rd.flatten() {
+        let Some(fname) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let path = entry.path();
+        if path.is_dir() {
+            find_names(&path, &format!("{prefix}{fname}/"), out);
+        } else if let Some(stem) = fname.strip_suffix(".snap") {
+            out.push(format!("{prefix}{stem}"));
+        } else if let Some(stem) = fname
+            .strip_suffix(".log")
+            .and_then(|r| r.rsplit_once('.'))
+            .filter(|(_, d)| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(s, _)| s)
+        {
+            out.push(format!("{prefix}{stem}"));
+        }
+    }
+}

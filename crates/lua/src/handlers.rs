@@ -1,0 +1,138 @@
+//! The handlers a stage registered with `stage.waitfor` (`messaging.md` §2).
+
+use crate::convert;
+use mlua::Lua;
+use stage_core::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A registered function: its bytecode (upvalues do not travel) loaded once into the stage's
+/// state, plus whether it has upvalues other than `_ENV` that must be nil at every call.
+#[derive(Clone)]
+pub struct Shipped {
+    pub code: Arc<[u8]>,
+    pub func: mlua::Function,
+    pub has_upvalues: bool,
+}
+
+impl Shipped {
+    /// Copies `f` as a shipped function of this state: dumped, loaded anew with `_ENV` bound to
+    /// `env`; a WARN names the captured locals that are lost, once per function prototype.
+    pub fn ship(lua: &Lua, f: &mlua::Function, env: &mlua::Table) -> mlua::Result<Shipped> {
+        warn_lost_upvalues(lua, f)?;
+        let code = convert::dump(f)?;
+        Shipped::load(lua, code, env)
+    }
+
+    /// Loads shipped bytecode into this state.
+    pub fn load(lua: &Lua, code: Arc<[u8]>, env: &mlua::Table) -> mlua::Result<Shipped> {
+        let func = convert::load_function(lua, &code, env)?;
+        let has_upvalues =
+            convert::upvalue_count(lua, &func)? > usize::from(func.environment().is_some());
+        Ok(Shipped {
+            code,
+            func,
+            has_upvalues,
+        })
+    }
+
+    /// The function, ready to be called as a fresh copy would be.
+    pub fn fresh(&self, lua: &Lua) -> mlua::Result<mlua::Function> {
+        if self.has_upvalues {
+            convert::clear_upvalues(lua, &self.func)?;
+        }
+        Ok(self.func.clone())
+    }
+}
+
+/// Logs one WARN per function prototype whose captured locals will arrive as nil (decision 8).
+pub fn warn_lost_upvalues(lua: &Lua, f: &mlua::Function) -> mlua::Result<()> {
+    let lost = convert::captured_upvalues(lua, f)?;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let info = f.info();
+    let prototype = format!(
+        "{}:{}",
+        info.short_src.as_deref().unwrap_or("?"),
+        info.line_defined.unwrap_or(0)
+    );
+    let first_time = match lua.app_data_mut::<WarnedPrototypes>() {
+        Some(mut warned) => warned.0.insert(prototype.clone()),
+        None => true,
+    };
+    if first_time {
+        tracing::warn!(
+            target: "lua",
+            "function at {prototype} captures local(s) {}: they arrive as nil where the function runs; pass them as arguments or declare them in _SANDBOX",
+            lost.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The prototypes already warned about in one Lua state.
+#[derive(Default)]
+pub struct WarnedPrototypes(pub std::collections::HashSet<String>);
+
+/// One registration: the function and the registration arguments given before the message's.
+#[derive(Clone)]
+pub struct Handler {
+    pub shipped: Shipped,
+    pub args: Vec<Value>,
+}
+
+/// The handlers of one stage, by name (`""` is the idle function, `"@"` the catch-all).
+#[derive(Default)]
+pub struct Handlers {
+    by_name: HashMap<String, Handler>,
+}
+
+impl Handlers {
+    /// The handler registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&Handler> {
+        self.by_name.get(name)
+    }
+
+    /// Registers or replaces; `args` of `None` keeps the arguments of an earlier registration.
+    pub fn register(&mut self, name: String, shipped: Shipped, args: Option<Vec<Value>>) {
+        match self.by_name.get_mut(&name) {
+            Some(h) => {
+                h.shipped = shipped;
+                if let Some(args) = args {
+                    h.args = args;
+                }
+            }
+            None => {
+                let args = args.unwrap_or_default();
+                self.by_name.insert(name, Handler { shipped, args });
+            }
+        }
+    }
+
+    /// Replaces the registration arguments of an existing handler; false when absent.
+    pub fn set_args(&mut self, name: &str, args: Vec<Value>) -> bool {
+        match self.by_name.get_mut(name) {
+            Some(h) => {
+                h.args = args;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a handler.
+    pub fn remove(&mut self, name: &str) -> Option<Handler> {
+        self.by_name.remove(name)
+    }
+
+    /// Whether `name` is taken.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// Every registration: name and arguments.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Handler)> {
+        self.by_name.iter()
+    }
+}

@@ -1,0 +1,425 @@
+//! [`Stage`]: one Lua stage on its stage thread — its handlers, timers, idle function and queue
+//! of messages to itself, and how each of them is invoked (`runtime.md` §6–7, `messaging.md` §3).
+//!
+//! Every invocation (main script, handler, timer, idle call) runs protected: an error is passed
+//! to `_TRACEBACK` (which logs it) and the stage goes on. `_WAITFOR` is set for handlers only and
+//! restored afterwards, so nested synchronous calls do not clobber it.
+
+use crate::convert;
+use crate::handlers::{Handler, Handlers, Shipped};
+use crate::process::ProcessContext;
+use crate::timers::Timers;
+use mlua::{Lua, MultiValue, Value as LuaValue};
+use prometheus_client::metrics::counter::Counter;
+use stage_core::address::reply_id;
+use stage_core::matching;
+use stage_core::router::PostError;
+use stage_core::{Message, Sender, Value};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What a stage counts (in the node's metrics registry).
+pub struct StageCounters {
+    pub messages_in: Counter,
+    pub messages_out: Counter,
+    pub handler_calls: Counter,
+    pub handler_errors: Counter,
+    pub timer_runs: Counter,
+}
+
+impl StageCounters {
+    fn new(process: &ProcessContext, id: &str) -> StageCounters {
+        let metrics = &process.node.metrics;
+        let labels = [("stage", id)];
+        StageCounters {
+            messages_in: metrics.counter(
+                "stage_messages_in",
+                "Messages taken from the mailbox",
+                &labels,
+            ),
+            messages_out: metrics.counter("stage_messages_out", "Messages sent", &labels),
+            handler_calls: metrics.counter("stage_handler_calls", "Handler invocations", &labels),
+            handler_errors: metrics.counter(
+                "stage_handler_errors",
+                "Invocations that raised an error",
+                &labels,
+            ),
+            timer_runs: metrics.counter("stage_timer_runs", "addtask callbacks run", &labels),
+        }
+    }
+}
+
+/// One Lua stage, owned by its stage thread (stored in its Lua state's app data).
+pub struct Stage {
+    pub id: Option<Arc<str>>,
+    /// This instance's reply address (`_WAITFOR[1]` at receivers).
+    pub address: Arc<str>,
+    pub process: Arc<ProcessContext>,
+    /// The stage thread's private globals, alive as long as the stage (decision 7).
+    pub env: mlua::Table,
+    pub handlers: RefCell<Handlers>,
+    pub timers: RefCell<Timers>,
+    /// Messages this instance sent to itself, handled after the current invocation.
+    pub local: RefCell<VecDeque<Message>>,
+    /// When the idle function is next due (monotonic ms), if it is scheduled.
+    pub idle_due: Cell<Option<u64>>,
+    /// True while a synchronous `:msg` handler runs: `stage.signal(nil, …)` then sends nothing.
+    pub in_sync_call: Cell<bool>,
+    pub counters: StageCounters,
+    started: Instant,
+}
+
+impl Stage {
+    /// A stage with no handlers yet; `env` is its private global table.
+    pub fn new(
+        id: Option<Arc<str>>,
+        address: Arc<str>,
+        process: Arc<ProcessContext>,
+        env: mlua::Table,
+        tag: u64,
+    ) -> Stage {
+        let counters = StageCounters::new(&process, id.as_deref().unwrap_or(""));
+        let timers = Timers::new(tag, process.limits.timers_per_stage);
+        Stage {
+            id,
+            address,
+            process,
+            env,
+            handlers: RefCell::new(Handlers::default()),
+            timers: RefCell::new(timers),
+            local: RefCell::new(VecDeque::new()),
+            idle_due: Cell::new(None),
+            in_sync_call: Cell::new(false),
+            counters,
+            started: Instant::now(),
+        }
+    }
+
+    /// Monotonic milliseconds since the stage started.
+    pub fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The return address this stage's messages carry.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            address: self.address.clone(),
+            stage: self.id.clone(),
+        }
+    }
+
+    /// The payload key of message `msg` addressed to this stage.
+    pub fn own_key(&self, msg: &str) -> String {
+        match &self.id {
+            Some(id) => format!("{id}:{msg}"),
+            None => msg.to_string(),
+        }
+    }
+
+    /// Queues a message to this very instance, handled after the current invocation.
+    pub fn post_local(&self, message: Message) -> Result<(), PostError> {
+        let mut local = self.local.borrow_mut();
+        if local.len() >= self.process.limits.mailbox {
+            let name = self.id.as_deref().unwrap_or("").to_string();
+            return Err(PostError::Full(name, local.len()));
+        }
+        local.push_back(message);
+        self.counters.messages_out.inc();
+        Ok(())
+    }
+
+    /// Registers a handler (the idle function when `name` is empty).
+    pub fn register(&self, name: String, shipped: Shipped, args: Option<Vec<Value>>) {
+        if name.is_empty() {
+            self.idle_due.set(Some(self.now()));
+        }
+        self.handlers.borrow_mut().register(name, shipped, args);
+    }
+
+    /// Runs `f` protected with `_WAITFOR` set to `waitfor`; errors go to `_TRACEBACK`.
+    pub fn invoke(
+        &self,
+        lua: &Lua,
+        f: &mlua::Function,
+        args: MultiValue,
+        waitfor: Option<mlua::Table>,
+    ) -> Option<MultiValue> {
+        match with_waitfor(lua, waitfor, || f.call::<MultiValue>(args)) {
+            Ok(values) => Some(values),
+            Err(e) => {
+                self.counters.handler_errors.inc();
+                report_error(lua, &e);
+                None
+            }
+        }
+    }
+
+    /// Handles one message: matches a handler, calls it, sends the automatic reply.
+    pub fn deliver(&self, lua: &Lua, message: Message, now_wall_ms: impl Fn() -> u64) {
+        self.counters.messages_in.inc();
+        if message.deadline_ms.is_some_and(|d| now_wall_ms() >= d) {
+            return;
+        }
+        let msg_id = match &self.id {
+            Some(id) => match message.id_for(id) {
+                Some(m) => m,
+                None => return,
+            },
+            None => message.key.as_str(),
+        };
+        let prepared = match self.prepare(lua, msg_id, &message.values) {
+            Ok(Some(p)) => p,
+            Ok(None) => return,
+            Err(e) => {
+                report_error(lua, &e);
+                return;
+            }
+        };
+        let (name, f, args) = prepared;
+        let waitfor = match waitfor_table(lua, msg_id, &name, message.sender.as_ref()) {
+            Ok(t) => t,
+            Err(e) => return report_error(lua, &e),
+        };
+        self.counters.handler_calls.inc();
+        let Some(results) = self.invoke(lua, &f, args, Some(waitfor)) else {
+            return;
+        };
+        if results.is_empty() {
+            return;
+        }
+        if let Some(Sender {
+            address,
+            stage: Some(stage),
+        }) = &message.sender
+        {
+            let key = format!("{stage}:{}", reply_id(msg_id));
+            if let Err(e) = self.reply(lua, address, key, results.iter()) {
+                report_error(lua, &e);
+            }
+        }
+    }
+
+    /// The matching handler's name, fresh function and arguments (registration arguments
+    /// first, then the message's values), or `None` when no handler matches.
+    fn prepare(
+        &self,
+        lua: &Lua,
+        msg_id: &str,
+        values: &[Value],
+    ) -> mlua::Result<Option<(String, mlua::Function, MultiValue)>> {
+        let handlers = self.handlers.borrow();
+        let Some((name, handler)) =
+            matching::find(msg_id, |n| handlers.get(n).map(|h| (n.to_string(), h)))
+        else {
+            return Ok(None);
+        };
+        let mut args = registration_args(lua, handler, &self.env)?;
+        for v in values {
+            args.push_back(convert::from_value(lua, v, &self.env)?);
+        }
+        Ok(Some((name, handler.shipped.fresh(lua)?, args)))
+    }
+
+    /// Runs the own handler for `msg_id` now, in this state, with the caller's values; returns
+    /// its results (decision 14); its errors propagate to the caller (decision 30).
+    pub fn call_sync(
+        &self,
+        lua: &Lua,
+        msg_id: &str,
+        values: MultiValue,
+    ) -> mlua::Result<MultiValue> {
+        let (name, f, mut args) = {
+            let handlers = self.handlers.borrow();
+            let Some((name, handler)) =
+                matching::find(msg_id, |n| handlers.get(n).map(|h| (n.to_string(), h)))
+            else {
+                return Ok(MultiValue::new());
+            };
+            (
+                name,
+                handler.shipped.fresh(lua)?,
+                registration_args(lua, handler, &self.env)?,
+            )
+        };
+        args.extend(values);
+        let waitfor = waitfor_table(lua, msg_id, &name, None)?;
+        self.counters.handler_calls.inc();
+        let was_sync = self.in_sync_call.replace(true);
+        let result = with_waitfor(lua, Some(waitfor), || f.call::<MultiValue>(args));
+        self.in_sync_call.set(was_sync);
+        result
+    }
+
+    /// Sends reply values straight to a reply address (no sender stage: replies get no reply).
+    pub fn reply<'a>(
+        &self,
+        lua: &Lua,
+        address: &str,
+        key: String,
+        values: impl IntoIterator<Item = &'a LuaValue>,
+    ) -> mlua::Result<()> {
+        let message = Message {
+            key,
+            values: convert::to_args(lua, values)?,
+            sender: Some(Sender {
+                address: self.address.clone(),
+                stage: None,
+            }),
+            deadline_ms: None,
+        };
+        self.send_to(address, message)
+    }
+
+    /// Sends a message to a reply address (this instance's own address stays local).
+    pub fn send_to(&self, address: &str, message: Message) -> mlua::Result<()> {
+        if address == &*self.address {
+            return self.post_local(message).map_err(mlua::Error::external);
+        }
+        self.counters.messages_out.inc();
+        self.process
+            .node
+            .router
+            .send_to(address, message)
+            .map(|_| ())
+            .map_err(mlua::Error::external)
+    }
+
+    /// Runs the due timers and the idle function: while the idle function is not due every due
+    /// timer runs; when it is due, at most one timer runs before it.
+    pub fn run_due(&self, lua: &Lua) {
+        let now = self.now();
+        let idle_due = self.idle_due.get().is_some_and(|d| d <= now);
+        loop {
+            let Some((id, task)) = self.timers.borrow_mut().take_due(self.now()) else {
+                break;
+            };
+            let delay = self.run_task(lua, &task);
+            self.timers.borrow_mut().finish(self.now(), id, task, delay);
+            if idle_due {
+                break;
+            }
+        }
+        if idle_due {
+            self.run_idle(lua);
+        }
+    }
+
+    fn run_task(&self, lua: &Lua, task: &crate::timers::Task) -> Option<i64> {
+        self.counters.timer_runs.inc();
+        let call = || -> mlua::Result<(mlua::Function, MultiValue)> {
+            Ok((
+                task.shipped.fresh(lua)?,
+                convert::from_args(lua, &task.args, &self.env)?,
+            ))
+        };
+        let (f, args) = match call() {
+            Ok(c) => c,
+            Err(e) => {
+                report_error(lua, &e);
+                return None;
+            }
+        };
+        let results = self.invoke(lua, &f, args, None)?;
+        reschedule_delay(results.front(), "addtask callback")
+    }
+
+    fn run_idle(&self, lua: &Lua) {
+        let started = self.now();
+        self.idle_due.set(None);
+        let f = {
+            let handlers = self.handlers.borrow();
+            match handlers.get("").map(|h| h.shipped.fresh(lua)) {
+                Some(Ok(f)) => f,
+                Some(Err(e)) => return report_error(lua, &e),
+                None => return,
+            }
+        };
+        let results = self.invoke(lua, &f, MultiValue::new(), None);
+        match results.and_then(|r| reschedule_delay(r.front(), "idle function")) {
+            Some(ms) => self.idle_due.set(Some(started + ms as u64)),
+            None => {
+                if self.handlers.borrow().contains("") && self.idle_due.get().is_none() {
+                    tracing::info!(target: "lua", "stage '{}': the idle function returned no positive number and stops", self.id.as_deref().unwrap_or(""));
+                    self.handlers.borrow_mut().remove("");
+                }
+            }
+        }
+    }
+
+    /// The next monotonic time something is due (timer or idle function).
+    pub fn next_due(&self) -> Option<u64> {
+        let timer = self.timers.borrow_mut().next_due();
+        match (timer, self.idle_due.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The registration arguments of a handler as fresh Lua values.
+fn registration_args(lua: &Lua, handler: &Handler, env: &mlua::Table) -> mlua::Result<MultiValue> {
+    handler
+        .args
+        .iter()
+        .map(|v| convert::from_value(lua, v, env))
+        .collect()
+}
+
+/// `n > 0` reschedules after `n` ms; anything else stops (decisions 6); a non-number warns.
+fn reschedule_delay(result: Option<&LuaValue>, what: &str) -> Option<i64> {
+    match result {
+        Some(LuaValue::Integer(n)) if *n > 0 => Some(*n),
+        Some(LuaValue::Number(n)) if *n >= 1.0 => Some(*n as i64),
+        None | Some(LuaValue::Nil | LuaValue::Integer(_) | LuaValue::Number(_)) => None,
+        Some(other) => {
+            tracing::warn!(target: "lua", "{what} returned a {} instead of a number of ms: it stops", other.type_name());
+            None
+        }
+    }
+}
+
+/// The `_WAITFOR` table of one handler call (`messaging.md` §3.3).
+fn waitfor_table(
+    lua: &Lua,
+    msg_id: &str,
+    name: &str,
+    sender: Option<&Sender>,
+) -> mlua::Result<mlua::Table> {
+    let t = lua.create_table_with_capacity(2, 2)?;
+    t.raw_set(0, msg_id)?;
+    t.raw_set(-1, name)?;
+    if let Some(sender) = sender {
+        t.raw_set(1, &*sender.address)?;
+        if let Some(stage) = &sender.stage {
+            t.raw_set(2, &**stage)?;
+        }
+    }
+    Ok(t)
+}
+
+/// Runs `f` with the global `_WAITFOR` set to `waitfor`, restoring the previous value after.
+fn with_waitfor<R>(
+    lua: &Lua,
+    waitfor: Option<mlua::Table>,
+    f: impl FnOnce() -> mlua::Result<R>,
+) -> mlua::Result<R> {
+    let globals = lua.globals();
+    let previous: LuaValue = globals.raw_get("_WAITFOR")?;
+    globals.raw_set("_WAITFOR", waitfor)?;
+    let result = f();
+    globals.raw_set("_WAITFOR", previous)?;
+    result
+}
+
+/// Passes an error caught by the runtime to `_TRACEBACK` (which logs it at WARN by default).
+pub fn report_error(lua: &Lua, error: &mlua::Error) {
+    let text = crate::errors::log_text(error);
+    let handler: Option<mlua::Function> = lua.globals().raw_get("_TRACEBACK").ok();
+    // A script replaces `_TRACEBACK` by assigning it, which lands in the base globals.
+    let handled = handler.is_some_and(|h| h.call::<()>(text.as_str()).is_ok());
+    if !handled {
+        tracing::warn!(target: "lua", "{text}");
+    }
+}

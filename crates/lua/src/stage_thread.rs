@@ -1,0 +1,318 @@
+//! The stage thread (`runtime.md` §6): one OS thread and one Lua state per Lua stage. It boots
+//! the main script, then runs due timers and the idle function, and handles messages — its own
+//! first-come local queue and its mailbox — strictly one invocation at a time.
+
+use crate::api::{self, wall_ms};
+use crate::handlers::Shipped;
+use crate::process::ProcessContext;
+use crate::scripts::{split_name, Stamp};
+use crate::stage::{report_error, Stage};
+use crate::state;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use mlua::{Lua, Value as LuaValue};
+use stage_core::router::{Mailbox, PostError};
+use stage_core::Message;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest stretch of messages handled before due timers get their turn.
+const BATCH: Duration = Duration::from_millis(100);
+/// How often a main script that failed to load is looked at again.
+const BOOT_RETRY: Duration = Duration::from_secs(1);
+
+/// What starts one Lua stage.
+#[derive(Clone, Debug)]
+pub struct StageSpec {
+    /// The stage id (`None` for a module spec without `+id`).
+    pub id: Option<String>,
+    /// The main script name (`FILE[+FIELD]`), if any.
+    pub main_script: Option<String>,
+}
+
+enum Inbound {
+    Message(Message),
+    Wake,
+}
+
+/// The mailbox of a stage thread, as the router sees it.
+struct StageMailbox {
+    tx: Sender<Inbound>,
+    name: String,
+    capacity: usize,
+}
+
+impl Mailbox for StageMailbox {
+    fn post(&self, message: Message) -> Result<(), PostError> {
+        self.tx
+            .try_send(Inbound::Message(message))
+            .map_err(|e| match e {
+                TrySendError::Full(_) => PostError::Full(self.name.clone(), self.capacity),
+                TrySendError::Disconnected(_) => PostError::Closed(self.name.clone()),
+            })
+    }
+}
+
+/// A stage whose mailbox is registered but whose thread has not started: registering every
+/// stage of the node before any starts means no message sent at boot finds its target missing.
+pub struct PreparedStage {
+    spec: StageSpec,
+    process: Arc<ProcessContext>,
+    address: Arc<str>,
+    tag: u64,
+    rx: Receiver<Inbound>,
+    tx: Sender<Inbound>,
+}
+
+/// A running stage thread.
+pub struct StageHandle {
+    thread: JoinHandle<()>,
+    stop: Arc<AtomicBool>,
+    tx: Sender<Inbound>,
+}
+
+impl StageHandle {
+    /// Asks the stage to stop after its current invocation.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(Inbound::Wake);
+    }
+
+    /// Waits for the stage thread to end.
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("a stage thread panicked");
+        }
+    }
+}
+
+/// Registers the mailbox of `spec` in `process`; `tag` is unique among the node's stages.
+pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> PreparedStage {
+    let (tx, rx) = crossbeam_channel::bounded(process.limits.mailbox);
+    let address: Arc<str> = format!("local:{}.{tag}", process.number).into();
+    let mailbox = Arc::new(StageMailbox {
+        tx: tx.clone(),
+        name: spec.id.clone().unwrap_or_default(),
+        capacity: process.limits.mailbox,
+    });
+    process
+        .node
+        .router
+        .register(spec.id.as_deref(), address.clone(), mailbox);
+    PreparedStage {
+        spec,
+        process,
+        address,
+        tag,
+        rx,
+        tx,
+    }
+}
+
+impl PreparedStage {
+    /// Starts the stage thread: preload, main script, then its loop.
+    pub fn start(self) -> std::io::Result<StageHandle> {
+        let PreparedStage {
+            spec,
+            process,
+            address,
+            tag,
+            rx,
+            tx,
+        } = self;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let name = spec.id.clone().unwrap_or_default();
+        let thread = std::thread::Builder::new()
+            .name(format!("stage {name}"))
+            .spawn(move || {
+                run(
+                    spec,
+                    process.clone(),
+                    address.clone(),
+                    tag,
+                    rx,
+                    &thread_stop,
+                );
+                process.node.router.unregister(&address);
+            })?;
+        Ok(StageHandle { thread, stop, tx })
+    }
+}
+
+/// Registers and starts one stage.
+pub fn spawn(
+    spec: StageSpec,
+    process: Arc<ProcessContext>,
+    tag: u64,
+) -> std::io::Result<StageHandle> {
+    prepare(spec, process, tag).start()
+}
+
+fn run(
+    spec: StageSpec,
+    process: Arc<ProcessContext>,
+    address: Arc<str>,
+    tag: u64,
+    rx: Receiver<Inbound>,
+    stop: &AtomicBool,
+) {
+    let id = spec.id.as_deref().unwrap_or("");
+    let setup = || -> mlua::Result<(Lua, Rc<Stage>)> {
+        let lua = state::new_state()?;
+        let env = state::private_globals(&lua)?;
+        let stage = Rc::new(Stage::new(
+            spec.id.as_deref().map(Arc::from),
+            address,
+            process.clone(),
+            env,
+            tag,
+        ));
+        lua.set_app_data(stage.clone());
+        Ok((lua, stage))
+    };
+    let (lua, stage) = match setup() {
+        Ok(s) => s,
+        Err(e) => return tracing::error!("stage '{id}': cannot create its Lua state: {e}"),
+    };
+    state::preload(&lua, &process);
+    let mut boot = Boot::new(spec.main_script);
+    boot.attempt(&lua, &stage);
+    let mut last_retry = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        stage.run_due(&lua);
+        let batch_end = Instant::now() + BATCH;
+        let mut handled = 0u32;
+        loop {
+            let next = stage.local.borrow_mut().pop_front().map(Inbound::Message);
+            let next = next.or_else(|| rx.try_recv().ok());
+            match next {
+                Some(Inbound::Message(m)) => stage.deliver(&lua, m, wall_ms),
+                Some(Inbound::Wake) => {}
+                None => break,
+            }
+            handled += 1;
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            if handled % 64 == 0
+                && (Instant::now() >= batch_end
+                    || stage.next_due().is_some_and(|d| d <= stage.now()))
+            {
+                break;
+            }
+        }
+        if !stage.local.borrow().is_empty() {
+            continue;
+        }
+        if boot.pending() && last_retry.elapsed() >= BOOT_RETRY {
+            last_retry = Instant::now();
+            boot.retry_if_changed(&lua, &stage);
+        }
+        let mut wait = match stage.next_due() {
+            Some(due) => Duration::from_millis(due.saturating_sub(stage.now())),
+            None => Duration::from_secs(3600),
+        };
+        if boot.pending() {
+            wait = wait.min(BOOT_RETRY);
+        }
+        if wait.is_zero() {
+            continue;
+        }
+        match rx.recv_timeout(wait) {
+            Ok(Inbound::Message(m)) => stage.deliver(&lua, m, wall_ms),
+            Ok(Inbound::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+}
+
+/// The main script's boot (`runtime.md` §7.1), retried when its files change after a failure
+/// to find or compile it (decision Q13).
+struct Boot {
+    name: Option<String>,
+    /// Set while the script could not be loaded: the candidate files as they were then.
+    failed: Option<Vec<(PathBuf, Stamp)>>,
+}
+
+impl Boot {
+    fn new(name: Option<String>) -> Boot {
+        Boot { name, failed: None }
+    }
+
+    fn pending(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    fn retry_if_changed(&mut self, lua: &Lua, stage: &Stage) {
+        let Some(name) = &self.name else { return };
+        let (file, _) = split_name(name);
+        let now = stage
+            .process
+            .scripts
+            .fingerprint(&file, &stage.process.search_path());
+        if self.failed.as_ref() != Some(&now) {
+            self.attempt(lua, stage);
+        }
+    }
+
+    fn attempt(&mut self, lua: &Lua, stage: &Stage) {
+        let Some(name) = self.name.clone() else {
+            return;
+        };
+        let (file, field) = split_name(&name);
+        // Taken before loading: a fix written while this attempt fails still counts as a change.
+        let before = stage
+            .process
+            .scripts
+            .fingerprint(&file, &stage.process.search_path());
+        let setup = || -> mlua::Result<()> {
+            let arg = lua.create_sequence_from(stage.process.args.iter().map(String::as_str))?;
+            lua.globals().raw_set("arg", arg)
+        };
+        if let Err(e) = setup() {
+            return report_error(lua, &e);
+        }
+        let Some((_, result)) = api::stage::run_script(lua, stage, &file) else {
+            tracing::warn!(
+                target: "lua",
+                "stage '{}': main script '{name}' ({file}) is not found or does not compile; the stage idles and retries when the file changes",
+                stage.id.as_deref().unwrap_or("")
+            );
+            self.failed = Some(before);
+            return;
+        };
+        self.failed = None;
+        let value = match result.and_then(|v| api::stage::select_field(lua, v, field)) {
+            Ok(v) => v,
+            Err(e) => return report_error(lua, &e),
+        };
+        if let Err(e) = register_returned(lua, stage, value) {
+            report_error(lua, &e);
+        }
+    }
+}
+
+/// A main script's value: a table registers its functions as handlers, a function becomes the
+/// idle function.
+fn register_returned(lua: &Lua, stage: &Stage, value: LuaValue) -> mlua::Result<()> {
+    match value {
+        LuaValue::Table(t) => {
+            for pair in t.pairs::<LuaValue, LuaValue>() {
+                let (k, v) = pair?;
+                if let LuaValue::Function(f) = v {
+                    let name = k.to_string()?;
+                    stage.register(name, Shipped::ship(lua, &f, &stage.env)?, None);
+                }
+            }
+        }
+        LuaValue::Function(f) => {
+            stage.register(String::new(), Shipped::ship(lua, &f, &stage.env)?, None)
+        }
+        _ => {}
+    }
+    Ok(())
+}

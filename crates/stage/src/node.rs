@@ -1,0 +1,192 @@
+//! Starting and stopping a node in one process: every `#startup` entry becomes a virtual process
+//! (decision 23) whose Lua stages each get a stage thread; SIGINT, SIGTERM or `stage.exit()`
+//! stop it gracefully within 2 s.
+
+use crossbeam_channel::bounded;
+use stage_config::{ConfigError, ModuleKind, NodeConfig, ProcessConfig};
+use stage_core::metrics::Metrics;
+use stage_core::router::Router;
+use stage_lua::{Limits, Node, ProcessContext, ProcessSettings, StageHandle, StageSpec};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long stages get to finish their current invocation at shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}: no stage.json or conf/stage.json there, and no -c file given")]
+    NoConfig(PathBuf),
+    #[error("#startup entry {process}: module '{module}' is not available in this version (only Lua stages are)")]
+    Unavailable { process: u32, module: String },
+    #[error("cannot enter {0}: {1}")]
+    Chdir(PathBuf, std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Reads the configuration for `stage run`/`stage check`: the `-c` files, then PATH's
+/// `stage.json` (or `conf/stage.json`); a `.lua` PATH is the quick start (decision 27).
+pub fn load_config(extra: &[PathBuf], path: &Path) -> Result<NodeConfig, NodeError> {
+    if path.extension().is_some_and(|e| e == "lua") && path.is_file() {
+        return Ok(NodeConfig::quick_start(path)?);
+    }
+    let mut files = extra.to_vec();
+    let found = [
+        path.join("stage.json"),
+        path.join("conf").join("stage.json"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file());
+    match found {
+        Some(f) => files.push(f),
+        None if files.is_empty() => return Err(NodeError::NoConfig(path.to_path_buf())),
+        None => {}
+    }
+    let mut config = NodeConfig::load(&files)?;
+    if path.is_dir() {
+        // Scripts and relative paths belong to the application directory, even with conf/stage.json.
+        config.base_dir = path.to_path_buf();
+    }
+    Ok(config)
+}
+
+/// Runs the node until it is told to stop.
+pub fn run(
+    config: NodeConfig,
+    program: String,
+    args: Vec<String>,
+    suspend_file: Option<PathBuf>,
+) -> Result<(), NodeError> {
+    if let Some(file) = suspend_file.filter(|f| f.exists()) {
+        // The drain switch is read by the cluster heartbeats; a stale one must not drain a new node.
+        std::fs::remove_file(&file).map_err(|e| NodeError::Chdir(file, e))?;
+    }
+    let mut config = config;
+    config.base_dir = std::fs::canonicalize(&config.base_dir)
+        .map_err(|e| NodeError::Chdir(config.base_dir.clone(), e))?;
+    // Scripts open files relative to their application's directory.
+    std::env::set_current_dir(&config.base_dir)
+        .map_err(|e| NodeError::Chdir(config.base_dir.clone(), e))?;
+    let (stop_tx, stop_rx) = bounded::<()>(1);
+    let shutdown_tx = stop_tx.clone();
+    let node = Arc::new(Node {
+        router: Router::new(),
+        metrics: Metrics::new(),
+        shutdown: Box::new(move || {
+            let _ = shutdown_tx.try_send(());
+        }),
+    });
+    watch_signals(stop_tx)?;
+    let stages = start(&config, &node, &program, &args)?;
+    tracing::info!("node started: {} stage(s)", stages.len());
+    let _ = stop_rx.recv();
+    tracing::info!("stopping");
+    stop(stages);
+    Ok(())
+}
+
+fn watch_signals(stop: crossbeam_channel::Sender<()>) -> Result<(), NodeError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(NodeError::Signals)?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                let _ = stop.try_send(());
+            }
+        })?;
+    Ok(())
+}
+
+/// Starts every process of the configuration in order, honouring `#startup` delays.
+fn start(
+    config: &NodeConfig,
+    node: &Arc<Node>,
+    program: &str,
+    args: &[String],
+) -> Result<Vec<StageHandle>, NodeError> {
+    for process in &config.processes {
+        if let Some(module) = process.modules.iter().find(|m| m.kind != ModuleKind::Lua) {
+            return Err(NodeError::Unavailable {
+                process: process.number,
+                module: module.text.clone(),
+            });
+        }
+    }
+    let mut prepared = Vec::new();
+    let mut tag = 0;
+    for process in &config.processes {
+        let context = ProcessContext::new(settings(config, process, program, args), node.clone())?;
+        let stages: Vec<_> = process
+            .lua_modules()
+            .map(|module| {
+                tag += 1;
+                let spec = StageSpec {
+                    id: module.id.clone(),
+                    main_script: config.main_script(process, module),
+                };
+                stage_lua::prepare(spec, context.clone(), tag)
+            })
+            .collect();
+        prepared.push((process.delay_ms, stages));
+    }
+    let mut running = Vec::new();
+    for (delay_ms, stages) in prepared {
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        for stage in stages {
+            running.push(stage.start()?);
+        }
+    }
+    Ok(running)
+}
+
+fn settings(
+    config: &NodeConfig,
+    process: &ProcessConfig,
+    program: &str,
+    args: &[String],
+) -> ProcessSettings {
+    let limits = &config.limits;
+    ProcessSettings {
+        number: process.number,
+        title: format!("{program}: {} - {}", process.number, process.entry),
+        program: program.to_string(),
+        args: args.to_vec(),
+        base_dir: config.base_dir.clone(),
+        lua_config: process.lua_config.clone(),
+        limits: Limits {
+            message_bytes: usize::try_from(limits.message_bytes).unwrap_or(usize::MAX),
+            mailbox: usize::try_from(limits.mailbox).unwrap_or(usize::MAX).max(1),
+            timers_per_stage: usize::try_from(limits.timers_per_stage).unwrap_or(usize::MAX),
+        },
+    }
+}
+
+/// Stops every stage and waits for them, at most [`STOP_GRACE`].
+fn stop(stages: Vec<StageHandle>) {
+    for stage in &stages {
+        stage.stop();
+    }
+    let (done_tx, done_rx) = bounded::<()>(1);
+    let joiner = std::thread::spawn(move || {
+        for stage in stages {
+            stage.join();
+        }
+        let _ = done_tx.send(());
+    });
+    if done_rx.recv_timeout(STOP_GRACE).is_err() {
+        tracing::warn!(
+            "a stage did not finish its invocation within {STOP_GRACE:?}; exiting anyway"
+        );
+        return;
+    }
+    let _ = joiner.join();
+}
