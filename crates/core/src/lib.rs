@@ -8,6 +8,7 @@ pub mod matching;
 pub mod message;
 pub mod metrics;
 pub mod router;
+pub mod service;
 pub mod value;
 
 pub use message::{Message, Sender};

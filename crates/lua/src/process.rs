@@ -53,7 +53,7 @@ pub struct ProcessSettings {
 
 /// The node-wide services a process reaches out to.
 pub struct Node {
-    pub router: Router,
+    pub router: Arc<Router>,
     pub metrics: Metrics,
     /// Called by `stage.exit()`: stops the whole node.
     pub shutdown: Box<dyn Fn() + Send + Sync>,

@@ -21,7 +21,7 @@ stage.addtask(5, function () RUNS = (RUNS or 0) + 1 if RUNS < 2 then return 5 en
     .expect("write");
     let (tx, rx) = crossbeam_channel::bounded(1);
     let node = Arc::new(Node {
-        router: Router::new(),
+        router: Arc::new(Router::new()),
         metrics: Metrics::new(),
         shutdown: Box::new(move || {
             let _ = tx.try_send(());

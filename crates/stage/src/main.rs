@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod logging;
 mod node;
+mod services;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -6,6 +6,7 @@ use crossbeam_channel::bounded;
 use stage_config::{ConfigError, ModuleKind, NodeConfig, ProcessConfig};
 use stage_core::metrics::Metrics;
 use stage_core::router::Router;
+use stage_core::service::ServiceHandle;
 use stage_lua::{Limits, Node, ProcessContext, ProcessSettings, StageHandle, StageSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +22,12 @@ pub enum NodeError {
     Config(#[from] ConfigError),
     #[error("{0}: no stage.json or conf/stage.json there, and no -c file given")]
     NoConfig(PathBuf),
-    #[error("#startup entry {process}: module '{module}' is not available in this version (only Lua stages are)")]
-    Unavailable { process: u32, module: String },
+    #[error("#startup entry {process}: module '{module}': {reason}")]
+    Service {
+        process: u32,
+        module: String,
+        reason: String,
+    },
     #[error("cannot enter {0}: {1}")]
     Chdir(PathBuf, std::io::Error),
     #[error("cannot start a thread: {0}")]
@@ -77,18 +82,22 @@ pub fn run(
     let (stop_tx, stop_rx) = bounded::<()>(1);
     let shutdown_tx = stop_tx.clone();
     let node = Arc::new(Node {
-        router: Router::new(),
+        router: Arc::new(Router::new()),
         metrics: Metrics::new(),
         shutdown: Box::new(move || {
             let _ = shutdown_tx.try_send(());
         }),
     });
     watch_signals(stop_tx)?;
-    let stages = start(&config, &node, &program, &args)?;
-    tracing::info!("node started: {} stage(s)", stages.len());
+    let running = start(&config, &node, &program, &args)?;
+    tracing::info!(
+        "node started: {} stage(s), {} service(s)",
+        running.stages.len(),
+        running.services.len()
+    );
     let _ = stop_rx.recv();
     tracing::info!("stopping");
-    stop(stages);
+    stop(running);
     Ok(())
 }
 
@@ -106,46 +115,68 @@ fn watch_signals(stop: crossbeam_channel::Sender<()>) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Starts every process of the configuration in order, honouring `#startup` delays.
+/// What a started node runs.
+struct Running {
+    stages: Vec<StageHandle>,
+    services: Vec<ServiceHandle>,
+}
+
+/// Starts every process of the configuration in order, honouring `#startup` delays. Services
+/// start first, and every Lua stage is registered before any boots, so that no message sent at
+/// boot misses its target.
 fn start(
     config: &NodeConfig,
     node: &Arc<Node>,
     program: &str,
     args: &[String],
-) -> Result<Vec<StageHandle>, NodeError> {
-    for process in &config.processes {
-        if let Some(module) = process.modules.iter().find(|m| m.kind != ModuleKind::Lua) {
-            return Err(NodeError::Unavailable {
-                process: process.number,
-                module: module.text.clone(),
-            });
-        }
-    }
+) -> Result<Running, NodeError> {
+    let mut services = Vec::new();
     let mut prepared = Vec::new();
     let mut tag = 0;
     for process in &config.processes {
         let context = ProcessContext::new(settings(config, process, program, args), node.clone())?;
-        let stages: Vec<_> = process
-            .lua_modules()
-            .map(|module| {
-                tag += 1;
+        let mut stages = Vec::new();
+        for module in &process.modules {
+            tag += 1;
+            if module.kind == ModuleKind::Lua {
                 let spec = StageSpec {
                     id: module.id.clone(),
                     main_script: config.main_script(process, module),
                 };
-                stage_lua::prepare(spec, context.clone(), tag)
-            })
-            .collect();
+                stages.push(stage_lua::prepare(spec, context.clone(), tag));
+                continue;
+            }
+            let id = module
+                .id
+                .clone()
+                .unwrap_or_else(|| module.kind.name().to_string());
+            let service = crate::services::create(config, module, &id).map_err(|reason| {
+                NodeError::Service {
+                    process: process.number,
+                    module: module.text.clone(),
+                    reason,
+                }
+            })?;
+            let address: Arc<str> = format!("local:{}.{tag}", process.number).into();
+            let capacity = context.limits.mailbox;
+            services.push(stage_core::service::spawn(
+                &id,
+                address,
+                capacity,
+                node.router.clone(),
+                service,
+            )?);
+        }
         prepared.push((process.delay_ms, stages));
     }
-    let mut running = Vec::new();
-    for (delay_ms, stages) in prepared {
+    let mut stages = Vec::new();
+    for (delay_ms, group) in prepared {
         std::thread::sleep(Duration::from_millis(delay_ms));
-        for stage in stages {
-            running.push(stage.start()?);
+        for stage in group {
+            stages.push(stage.start()?);
         }
     }
-    Ok(running)
+    Ok(Running { stages, services })
 }
 
 fn settings(
@@ -170,22 +201,26 @@ fn settings(
     }
 }
 
-/// Stops every stage and waits for them, at most [`STOP_GRACE`].
-fn stop(stages: Vec<StageHandle>) {
-    for stage in &stages {
+/// Stops every stage, then every service, and waits for them, at most [`STOP_GRACE`].
+fn stop(running: Running) {
+    for stage in &running.stages {
         stage.stop();
     }
     let (done_tx, done_rx) = bounded::<()>(1);
     let joiner = std::thread::spawn(move || {
-        for stage in stages {
+        for stage in running.stages {
             stage.join();
+        }
+        for service in &running.services {
+            service.stop();
+        }
+        for service in running.services {
+            service.join();
         }
         let _ = done_tx.send(());
     });
     if done_rx.recv_timeout(STOP_GRACE).is_err() {
-        tracing::warn!(
-            "a stage did not finish its invocation within {STOP_GRACE:?}; exiting anyway"
-        );
+        tracing::warn!("the node did not stop within {STOP_GRACE:?}; exiting anyway");
         return;
     }
     let _ = joiner.join();
