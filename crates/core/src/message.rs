@@ -13,6 +13,9 @@ pub struct Message {
     pub sender: Option<Sender>,
     /// Absolute wall-clock deadline in ms; a message not started by then is dropped.
     pub deadline_ms: Option<u64>,
+    /// Globals set for the handler's invocation only (the `.name` elements of `sandbox.md`
+    /// §11.3), e.g. `_TICKET` for a ticket grant.
+    pub globals: Vec<(String, crate::Value)>,
 }
 
 /// The return address of a message: `_WAITFOR[1]` and `_WAITFOR[2]` at its receiver.
@@ -32,6 +35,7 @@ impl Message {
             values,
             sender: None,
             deadline_ms: None,
+            globals: Vec::new(),
         }
     }
 

@@ -183,7 +183,15 @@ impl Stage {
             Err(e) => return report_error(lua, &e),
         };
         self.counters.handler_calls.inc();
-        let Some(results) = self.invoke(lua, &f, args, Some(waitfor)) else {
+        let saved = match set_globals(lua, &message.globals, &self.env) {
+            Ok(saved) => saved,
+            Err(e) => return report_error(lua, &e),
+        };
+        let results = self.invoke(lua, &f, args, Some(waitfor));
+        if let Err(e) = restore_globals(lua, saved) {
+            report_error(lua, &e);
+        }
+        let Some(results) = results else {
             return;
         };
         if results.is_empty() {
@@ -268,6 +276,7 @@ impl Stage {
                 stage: None,
             }),
             deadline_ms: None,
+            globals: Vec::new(),
         };
         self.send_to(address, message)
     }
@@ -397,6 +406,32 @@ fn waitfor_table(
         }
     }
     Ok(t)
+}
+
+/// Sets the invocation globals a message carries; returns what they replaced.
+fn set_globals(
+    lua: &Lua,
+    globals: &[(String, Value)],
+    env: &mlua::Table,
+) -> mlua::Result<Vec<(String, LuaValue)>> {
+    let base = lua.globals();
+    globals
+        .iter()
+        .map(|(name, value)| {
+            let previous = base.raw_get(name.as_str())?;
+            base.raw_set(name.as_str(), convert::from_value(lua, value, env)?)?;
+            Ok((name.clone(), previous))
+        })
+        .collect()
+}
+
+/// Puts back what [`set_globals`] replaced.
+fn restore_globals(lua: &Lua, saved: Vec<(String, LuaValue)>) -> mlua::Result<()> {
+    let base = lua.globals();
+    for (name, previous) in saved {
+        base.raw_set(name, previous)?;
+    }
+    Ok(())
 }
 
 /// Runs `f` with the global `_WAITFOR` set to `waitfor`, restoring the previous value after.

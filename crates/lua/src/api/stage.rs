@@ -329,6 +329,7 @@ fn message<'a>(
         values,
         sender: Some(stage.sender()),
         deadline_ms,
+        globals: Vec::new(),
     })
 }
 
@@ -375,6 +376,7 @@ fn reply(lua: &Lua, stage: &Stage, ctx: &Table, values: MultiValue) -> mlua::Res
                 values: convert::to_args(lua, values.iter())?,
                 sender: None,
                 deadline_ms: None,
+                globals: Vec::new(),
             };
             stage.send_to(&address, message)?;
         }
