@@ -27,6 +27,11 @@ fn describe(error: &mlua::Error) -> (String, bool) {
     }
 }
 
+/// The message of an error as a script sees it (no traceback).
+pub fn message(error: &mlua::Error) -> String {
+    describe(error).0
+}
+
 /// The text of an error for logs: the innermost message with its traceback.
 pub fn log_text(error: &mlua::Error) -> String {
     match error {

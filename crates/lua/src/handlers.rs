@@ -47,6 +47,10 @@ impl Shipped {
 
 /// Logs one WARN per function prototype whose captured locals will arrive as nil (decision 8).
 pub fn warn_lost_upvalues(lua: &Lua, f: &mlua::Function) -> mlua::Result<()> {
+    if f.info().what == "C" {
+        // Refused when copied; C upvalues are no captured locals.
+        return Ok(());
+    }
     let lost = convert::captured_upvalues(lua, f)?;
     if lost.is_empty() {
         return Ok(());
@@ -92,6 +96,13 @@ impl Handlers {
     /// The handler registered under `name`.
     pub fn get(&self, name: &str) -> Option<&Handler> {
         self.by_name.get(name)
+    }
+
+    /// The handler registered under `name`, with the name as stored.
+    pub fn entry(&self, name: &str) -> Option<(&str, &Handler)> {
+        self.by_name
+            .get_key_value(name)
+            .map(|(k, h)| (k.as_str(), h))
     }
 
     /// Registers or replaces; `args` of `None` keeps the arguments of an earlier registration.

@@ -4,6 +4,7 @@ pub mod api;
 pub mod bundle;
 pub mod convert;
 pub mod errors;
+pub mod fastpath;
 pub mod handlers;
 pub mod process;
 pub mod scripts;

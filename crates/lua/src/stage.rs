@@ -6,6 +6,7 @@
 //! restored afterwards, so nested synchronous calls do not clobber it.
 
 use crate::convert;
+use crate::fastpath::{FastPath, LocalSender};
 use crate::handlers::{Handler, Handlers, Shipped};
 use crate::process::ProcessContext;
 use crate::timers::Timers;
@@ -13,10 +14,8 @@ use mlua::{Lua, MultiValue, Value as LuaValue};
 use prometheus_client::metrics::counter::Counter;
 use stage_core::address::reply_id;
 use stage_core::matching;
-use stage_core::router::PostError;
 use stage_core::{Message, Sender, Value};
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -61,8 +60,9 @@ pub struct Stage {
     pub env: mlua::Table,
     pub handlers: RefCell<Handlers>,
     pub timers: RefCell<Timers>,
-    /// Messages this instance sent to itself, handled after the current invocation.
-    pub local: RefCell<VecDeque<Message>>,
+    /// The Lua side of the fast path, which also queues the messages this instance sends to
+    /// itself (installed right after the stage is created).
+    pub fast: OnceCell<FastPath>,
     /// When the idle function is next due (monotonic ms), if it is scheduled.
     pub idle_due: Cell<Option<u64>>,
     /// True while a synchronous `:msg` handler runs: `stage.signal(nil, …)` then sends nothing.
@@ -89,7 +89,7 @@ impl Stage {
             env,
             handlers: RefCell::new(Handlers::default()),
             timers: RefCell::new(timers),
-            local: RefCell::new(VecDeque::new()),
+            fast: OnceCell::new(),
             idle_due: Cell::new(None),
             in_sync_call: Cell::new(false),
             counters,
@@ -118,24 +118,74 @@ impl Stage {
         }
     }
 
+    /// The fast path, once installed.
+    fn fast(&self) -> mlua::Result<&FastPath> {
+        self.fast
+            .get()
+            .ok_or_else(|| mlua::Error::runtime("the stage is not started yet"))
+    }
+
     /// Queues a message to this very instance, handled after the current invocation.
-    pub fn post_local(&self, message: Message) -> Result<(), PostError> {
-        let mut local = self.local.borrow_mut();
-        if local.len() >= self.process.limits.mailbox {
-            let name = self.id.as_deref().unwrap_or("").to_string();
-            return Err(PostError::Full(name, local.len()));
-        }
-        local.push_back(message);
-        self.counters.messages_out.inc();
-        Ok(())
+    pub fn post_local(&self, lua: &Lua, message: Message) -> mlua::Result<()> {
+        let msg = match &self.id {
+            Some(id) => match message.id_for(id) {
+                Some(m) => m,
+                None => return Ok(()),
+            },
+            None => message.key.as_str(),
+        };
+        let sender = match &message.sender {
+            Some(Sender { stage: Some(_), .. }) => LocalSender::Stage,
+            Some(Sender { stage: None, .. }) => LocalSender::AutoReply,
+            None => LocalSender::Nobody,
+        };
+        self.fast()?
+            .post(lua, msg, sender, message.deadline_ms, &message.values)
     }
 
     /// Registers a handler (the idle function when `name` is empty).
-    pub fn register(&self, name: String, shipped: Shipped, args: Option<Vec<Value>>) {
+    pub fn register(
+        &self,
+        name: String,
+        shipped: Shipped,
+        args: Option<Vec<Value>>,
+    ) -> mlua::Result<()> {
         if name.is_empty() {
             self.idle_due.set(Some(self.now()));
         }
-        self.handlers.borrow_mut().register(name, shipped, args);
+        self.handlers
+            .borrow_mut()
+            .register(name.clone(), shipped, args);
+        self.sync_plain(&name)
+    }
+
+    /// Removes a handler; false when there was none.
+    pub fn unregister(&self, name: &str) -> mlua::Result<bool> {
+        let removed = self.handlers.borrow_mut().remove(name).is_some();
+        if name.is_empty() {
+            self.idle_due.set(None);
+        }
+        self.sync_plain(name)?;
+        Ok(removed)
+    }
+
+    /// Replaces a handler's registration arguments; false when there is no such handler.
+    pub fn set_args(&self, name: &str, args: Vec<Value>) -> mlua::Result<bool> {
+        let found = self.handlers.borrow_mut().set_args(name, args);
+        self.sync_plain(name)?;
+        Ok(found)
+    }
+
+    /// Puts `name` on the fast path when its handler is plain (see [`FastPath`]), or takes it off.
+    fn sync_plain(&self, name: &str) -> mlua::Result<()> {
+        let handlers = self.handlers.borrow();
+        let plain = handlers.get(name).filter(|h| {
+            h.args.is_empty() && !h.shipped.has_upvalues && !name.is_empty() && !name.contains('=')
+        });
+        match self.fast.get() {
+            Some(fast) => fast.set_plain(name, plain.map(|h| &h.shipped.func)),
+            None => Ok(()),
+        }
     }
 
     /// Runs `f` protected with `_WAITFOR` set to `waitfor`; errors go to `_TRACEBACK`.
@@ -156,7 +206,8 @@ impl Stage {
         }
     }
 
-    /// Handles one message: matches a handler, calls it, sends the automatic reply.
+    /// Handles one message from the mailbox: matches a handler, calls it, sends the automatic
+    /// reply.
     pub fn deliver(&self, lua: &Lua, message: Message, now_wall_ms: impl Fn() -> u64) {
         self.counters.messages_in.inc();
         if message.deadline_ms.is_some_and(|d| now_wall_ms() >= d) {
@@ -169,21 +220,53 @@ impl Stage {
             },
             None => message.key.as_str(),
         };
-        let prepared = match self.prepare(lua, msg_id, &message.values) {
+        let values = match convert::from_args(lua, &message.values, &self.env) {
+            Ok(v) => v,
+            Err(e) => return report_error(lua, &e),
+        };
+        self.deliver_values(
+            lua,
+            msg_id,
+            message.sender.as_ref(),
+            values,
+            &message.globals,
+        );
+    }
+
+    /// Handles a message this stage sent itself that the fast path could not (a handler that is
+    /// not plain, or no exact match).
+    pub fn deliver_local(&self, lua: &Lua, msg_id: &str, sender: u8, values: MultiValue) {
+        let sender = match sender {
+            0 => Some(self.sender()),
+            1 => Some(Sender {
+                address: self.address.clone(),
+                stage: None,
+            }),
+            _ => None,
+        };
+        self.deliver_values(lua, msg_id, sender.as_ref(), values, &[]);
+    }
+
+    fn deliver_values(
+        &self,
+        lua: &Lua,
+        msg_id: &str,
+        sender: Option<&Sender>,
+        values: MultiValue,
+        globals: &[(String, Value)],
+    ) {
+        let (name, f, mut args) = match self.prepare(lua, msg_id) {
             Ok(Some(p)) => p,
             Ok(None) => return,
-            Err(e) => {
-                report_error(lua, &e);
-                return;
-            }
+            Err(e) => return report_error(lua, &e),
         };
-        let (name, f, args) = prepared;
-        let waitfor = match waitfor_table(lua, msg_id, &name, message.sender.as_ref()) {
+        args.extend(values);
+        let waitfor = match waitfor_table(lua, msg_id, &name, sender) {
             Ok(t) => t,
             Err(e) => return report_error(lua, &e),
         };
         self.counters.handler_calls.inc();
-        let saved = match set_globals(lua, &message.globals, &self.env) {
+        let saved = match set_globals(lua, globals, &self.env) {
             Ok(saved) => saved,
             Err(e) => return report_error(lua, &e),
         };
@@ -191,16 +274,13 @@ impl Stage {
         if let Err(e) = restore_globals(lua, saved) {
             report_error(lua, &e);
         }
-        let Some(results) = results else {
+        let Some(results) = results.filter(|r| !r.is_empty()) else {
             return;
         };
-        if results.is_empty() {
-            return;
-        }
         if let Some(Sender {
             address,
             stage: Some(stage),
-        }) = &message.sender
+        }) = sender
         {
             let key = format!("{stage}:{}", reply_id(msg_id));
             if let Err(e) = self.reply(lua, address, key, results.iter()) {
@@ -209,25 +289,19 @@ impl Stage {
         }
     }
 
-    /// The matching handler's name, fresh function and arguments (registration arguments
-    /// first, then the message's values), or `None` when no handler matches.
+    /// The matching handler's name, fresh function and registration arguments, or `None` when
+    /// no handler matches.
     fn prepare(
         &self,
         lua: &Lua,
         msg_id: &str,
-        values: &[Value],
     ) -> mlua::Result<Option<(String, mlua::Function, MultiValue)>> {
         let handlers = self.handlers.borrow();
-        let Some((name, handler)) =
-            matching::find(msg_id, |n| handlers.get(n).map(|h| (n.to_string(), h)))
-        else {
+        let Some((name, handler)) = matching::find(msg_id, |n| handlers.entry(n)) else {
             return Ok(None);
         };
-        let mut args = registration_args(lua, handler, &self.env)?;
-        for v in values {
-            args.push_back(convert::from_value(lua, v, &self.env)?);
-        }
-        Ok(Some((name, handler.shipped.fresh(lua)?, args)))
+        let args = registration_args(lua, handler, &self.env)?;
+        Ok(Some((name.to_string(), handler.shipped.fresh(lua)?, args)))
     }
 
     /// Runs the own handler for `msg_id` now, in this state, with the caller's values; returns
@@ -238,18 +312,8 @@ impl Stage {
         msg_id: &str,
         values: MultiValue,
     ) -> mlua::Result<MultiValue> {
-        let (name, f, mut args) = {
-            let handlers = self.handlers.borrow();
-            let Some((name, handler)) =
-                matching::find(msg_id, |n| handlers.get(n).map(|h| (n.to_string(), h)))
-            else {
-                return Ok(MultiValue::new());
-            };
-            (
-                name,
-                handler.shipped.fresh(lua)?,
-                registration_args(lua, handler, &self.env)?,
-            )
+        let Some((name, f, mut args)) = self.prepare(lua, msg_id)? else {
+            return Ok(MultiValue::new());
         };
         args.extend(values);
         let waitfor = waitfor_table(lua, msg_id, &name, None)?;
@@ -278,13 +342,13 @@ impl Stage {
             deadline_ms: None,
             globals: Vec::new(),
         };
-        self.send_to(address, message)
+        self.send_to(lua, address, message)
     }
 
     /// Sends a message to a reply address (this instance's own address stays local).
-    pub fn send_to(&self, address: &str, message: Message) -> mlua::Result<()> {
+    pub fn send_to(&self, lua: &Lua, address: &str, message: Message) -> mlua::Result<()> {
         if address == &*self.address {
-            return self.post_local(message).map_err(mlua::Error::external);
+            return self.post_local(lua, message);
         }
         self.counters.messages_out.inc();
         self.process
@@ -351,7 +415,9 @@ impl Stage {
             None => {
                 if self.handlers.borrow().contains("") && self.idle_due.get().is_none() {
                     tracing::info!(target: "lua", "stage '{}': the idle function returned no positive number and stops", self.id.as_deref().unwrap_or(""));
-                    self.handlers.borrow_mut().remove("");
+                    if let Err(e) = self.unregister("") {
+                        report_error(lua, &e);
+                    }
                 }
             }
         }
@@ -450,7 +516,11 @@ fn with_waitfor<R>(
 
 /// Passes an error caught by the runtime to `_TRACEBACK` (which logs it at WARN by default).
 pub fn report_error(lua: &Lua, error: &mlua::Error) {
-    let text = crate::errors::log_text(error);
+    report_text(lua, crate::errors::log_text(error));
+}
+
+/// Passes an error text to `_TRACEBACK`, or logs it when that fails.
+pub fn report_text(lua: &Lua, text: String) {
     let handler: Option<mlua::Function> = lua.globals().raw_get("_TRACEBACK").ok();
     // A script replaces `_TRACEBACK` by assigning it, which lands in the base globals.
     let handled = handler.is_some_and(|h| h.call::<()>(text.as_str()).is_ok());

@@ -31,6 +31,11 @@ pub fn new_state() -> mlua::Result<Lua> {
     )?;
     globals.set("debug", debug)?;
     lua.load(TEXT_ONLY_LOADERS).set_name("=stage").exec()?;
+    // The runtime reads and writes `_WAITFOR` in the globals as plain fields; a script-set
+    // metatable on `_G` (a strict mode, say) would turn those into calls.
+    lua.load("setmetatable(_G, { __metatable = false })")
+        .set_name("=stage")
+        .exec()?;
 
     let stage = api::stage::install(&lua)?;
     let bundle = crate::bundle::install(&lua)?;

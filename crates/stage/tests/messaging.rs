@@ -403,3 +403,66 @@ stage.signal("run", function (x) return x * 2, GLOBAL, captured end, 21)
     assert_eq!(out.lines(), ["42\tglobal\tnil"], "{}", out.stderr);
     assert!(out.stderr.contains("captured"), "{}", out.stderr);
 }
+
+#[test]
+fn self_messages_copy_tables_at_the_send_and_refuse_what_cannot_travel() {
+    let out = run(r#"
+stage.waitfor("t", function (t) print("got", t.n, t.list[2]) end)
+local t = { n = 1, list = { "a", "b" } }
+stage.signal("t", t)
+t.n = 2                                   -- after the send: the queued copy keeps 1
+local cyclic = {} cyclic.me = cyclic
+local ok, err = pcall(function () stage.signal("t", cyclic) end)
+print(ok, err)
+ok, err = pcall(function () stage.signal("t", print) end)
+print(ok, err)
+stage.waitfor("end", function () stage.exit() end)
+stage.signal("end")
+"#);
+    let lines = out.lines();
+    assert_eq!(
+        lines[0], "false\tmain.lua:7: a table refers to itself: cyclic tables cannot be copied",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lines[1],
+        "false\tmain.lua:9: Includes non-serialable data: a C function cannot be copied"
+    );
+    assert_eq!(lines[2], "got\t1\tb");
+}
+
+#[test]
+fn a_full_mailbox_raises_at_the_sender() {
+    let app = App::new();
+    app.file(
+        "stage.json",
+        r##"{ "#startup": ["lua+s"], "#limits": { "mailbox": 3 }, "lua": { "s": "main" } }"##,
+    );
+    app.file(
+        "main.lua",
+        r#"
+stage.waitfor("m", function (i) print("m", i) end)
+for i = 1, 3 do stage.signal("m", i) end
+local ok, err = pcall(function () stage.signal("m", 4) end)
+print(ok, err)
+stage.addtask(20, function () stage.exit() return 0 end)
+"#,
+    );
+    let out = app.run_args(&["run", "."]);
+    assert_eq!(
+        out.lines(),
+        ["false\tmain.lua:4: the mailbox of 's' is full (3 messages waiting)", "m\t1", "m\t2", "m\t3"],
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_globals_metatable_is_reserved() {
+    let out = run(r#"
+print(getmetatable(_G), pcall(setmetatable, _G, {}))
+stage.exit()
+"#);
+    assert_eq!(out.lines(), ["false\tfalse\tcannot change a protected metatable"], "{}", out.stderr);
+}

@@ -66,9 +66,7 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
             match args.next() {
                 None => lookup(lua, &stage, &name),
                 Some(LuaValue::Nil) => {
-                    if stage.handlers.borrow_mut().remove(&name).is_some() && name.is_empty() {
-                        stage.idle_due.set(None);
-                    }
+                    stage.unregister(&name)?;
                     Ok(MultiValue::new())
                 }
                 Some(LuaValue::Function(f)) => {
@@ -79,7 +77,7 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
                         Some(copy_all(lua, &rest)?)
                     };
                     let shipped = Shipped::ship(lua, &f, &stage.env)?;
-                    stage.register(name.clone(), shipped, reg);
+                    stage.register(name.clone(), shipped, reg)?;
                     Ok(MultiValue::from_iter([LuaValue::String(
                         lua.create_string(&name)?,
                     )]))
@@ -87,11 +85,7 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
                 Some(value) => {
                     let mut all = vec![value];
                     all.extend(args);
-                    if stage
-                        .handlers
-                        .borrow_mut()
-                        .set_args(&name, copy_all(lua, &all)?)
-                    {
+                    if stage.set_args(&name, copy_all(lua, &all)?)? {
                         Ok(MultiValue::from_iter([LuaValue::String(
                             lua.create_string(&name)?,
                         )]))
@@ -130,7 +124,7 @@ fn register_fresh(
     };
     let shipped = Shipped::ship(lua, &f, &stage.env)?;
     tracing::info!(target: "lua", "stage.waitfor: registered '{name}'");
-    stage.register(name.clone(), shipped, Some(copy_all(lua, &rest)?));
+    stage.register(name.clone(), shipped, Some(copy_all(lua, &rest)?))?;
     Ok(MultiValue::from_iter([LuaValue::String(
         lua.create_string(&name)?,
     )]))
@@ -253,7 +247,7 @@ fn send(
             let key = stage.own_key(msg);
             if this_instance && address.is_none() {
                 let message = message(lua, stage, key, &values, deadline_ms)?;
-                stage.post_local(message).map_err(mlua::Error::external)?;
+                stage.post_local(lua, message)?;
                 return Ok(MultiValue::new());
             }
             (key, scope, own.unwrap_or_default().to_string())
@@ -293,7 +287,7 @@ fn send(
                     std::slice::from_ref(&v),
                     deadline_ms,
                 )?;
-                route(stage, address.as_deref(), &to, Scope::One, m)?;
+                route(lua, stage, address.as_deref(), &to, Scope::One, m)?;
             }
             return Ok(MultiValue::new());
         }
@@ -304,7 +298,7 @@ fn send(
         }
     };
     let m = message(lua, stage, key, &values, deadline_ms)?;
-    route(stage, address.as_deref(), &route_to, scope, m)?;
+    route(lua, stage, address.as_deref(), &route_to, scope, m)?;
     Ok(MultiValue::new())
 }
 
@@ -334,6 +328,7 @@ fn message<'a>(
 }
 
 fn route(
+    lua: &Lua,
     stage: &Stage,
     address: Option<&str>,
     ids: &str,
@@ -341,7 +336,7 @@ fn route(
     message: Message,
 ) -> mlua::Result<()> {
     if let Some(address) = address {
-        return stage.send_to(address, message);
+        return stage.send_to(lua, address, message);
     }
     stage.counters.messages_out.inc();
     let delivered = stage
@@ -378,7 +373,7 @@ fn reply(lua: &Lua, stage: &Stage, ctx: &Table, values: MultiValue) -> mlua::Res
                 deadline_ms: None,
                 globals: Vec::new(),
             };
-            stage.send_to(&address, message)?;
+            stage.send_to(lua, &address, message)?;
         }
         None => {
             let msg = match stage.id.as_deref() {

@@ -1,0 +1,209 @@
+-- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
+-- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
+local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, limit, max_bytes = ...
+local pcall, xpcall, select, type, error = pcall, xpcall, select, type, error
+local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
+
+local SYNC_CALL, TO_SELF = 1, 2
+-- Plain handlers by name: no registration arguments, no captured upvalues, no '=' in the name.
+local H = {}
+-- Parsed targets: kind and message id, cleared when it grows large.
+local KIND, MSG, cached = {}, {}, 0
+local sync_depth = 0
+local calls, errors, sent, handled = 0, 0, 0, 0
+
+-- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs.
+-- B (the state's globals) has no metatable, so B._WAITFOR is a raw access.
+local W, depth = {}, 0
+local function enter(msg, name, addr, id)
+  depth = depth + 1
+  local w = W[depth]
+  if w == nil then w = {} W[depth] = w end
+  w[0], w[-1], w[1], w[2] = msg, name, addr, id
+  return w
+end
+
+-- The queue: parallel arrays, so a one-value message allocates nothing. QR is who sent it:
+-- 0 this stage (a reply is expected), 1 this stage's automatic reply, 2 nobody (explicit reply).
+local QM, QN, Q1, QA, QR, QD = {}, {}, {}, {}, {}, {}
+local head, tail = 1, 1
+
+local function full()
+  error("the mailbox of '" .. ID .. "' is full (" .. (tail - head) .. " messages waiting)", 3)
+end
+
+local function push(msg, sender, deadline, n, ...)
+  if tail - head >= limit then full() end
+  local t = tail
+  QM[t], QN[t], QR[t], QD[t] = msg, n, sender, deadline
+  if n == 1 then Q1[t] = ... elseif n > 1 then QA[t] = { ... } end
+  tail = t + 1
+  sent = sent + 1
+end
+
+-- The copies made by copy_args, or its error raised at the line that sent the message.
+local function copied(ok, ...)
+  if ok then return ... end
+  error((...), 3)
+end
+
+local function too_large(msg, size)
+  error("message '" .. ID .. ":" .. msg .. "' is too large: about " .. size .. " bytes, the limit is "
+    .. max_bytes .. " (#limits.message_bytes)", 3)
+end
+
+local function enqueue(msg, ...)
+  local n = select("#", ...)
+  local size = #msg + #ID + 1
+  for i = 1, n do
+    local v = (select(i, ...))
+    local kind = type(v)
+    if kind == "string" then
+      size = size + #v + 6
+    elseif kind ~= "number" and kind ~= "boolean" and kind ~= "nil" then
+      return push(msg, 0, nil, n, copied(copy_args(msg, ...)))
+    else
+      size = size + 9
+    end
+  end
+  if size > max_bytes then too_large(msg, size) end
+  return push(msg, 0, nil, n, ...)
+end
+
+local function finish_sync(previous, ok, ...)
+  sync_depth = sync_depth - 1
+  depth = depth - 1
+  B._WAITFOR = previous
+  if ok then return ... end
+  error((...), 0)
+end
+
+local function signal(target, ...)
+  local kind = KIND[target]
+  if kind == nil then
+    if type(target) ~= "string" then
+      if target == nil and sync_depth > 0 then return end
+      return raw_signal(target, ...)
+    end
+    local msg
+    kind, msg = classify(target)
+    if cached > 4096 then KIND, MSG, cached = {}, {}, 0 end
+    KIND[target], MSG[target], cached = kind, msg, cached + 1
+  end
+  if kind == TO_SELF then
+    local msg = MSG[target]
+    if select("#", ...) == 1 then
+      local v = ...
+      local tv = type(v)
+      if tv == "number" or tv == "boolean" then
+        local t = tail
+        if t - head >= limit then full() end
+        QM[t], QN[t], QR[t], QD[t], Q1[t] = msg, 1, 0, nil, v
+        tail = t + 1
+        sent = sent + 1
+        return
+      end
+    end
+    return enqueue(msg, ...)
+  elseif kind == SYNC_CALL then
+    local msg = MSG[target]
+    local h = H[msg]
+    if h then
+      local d = depth + 1
+      local w = W[d]
+      if w == nil then w = {} W[d] = w end
+      w[0], w[-1], w[1], w[2] = msg, msg, nil, nil
+      local previous = B._WAITFOR
+      depth = d
+      B._WAITFOR = w
+      sync_depth = sync_depth + 1
+      calls = calls + 1
+      return finish_sync(previous, pcall(h, ...))
+    end
+  end
+  return raw_signal(target, ...)
+end
+
+local function reply_id(msg)
+  local at = msg:find("=", 1, true)
+  return at and msg:sub(at + 1) or msg
+end
+
+-- Sends a handler's results back to this very stage (the sender of a self message).
+local function auto_reply(msg, ...)
+  local n = select("#", ...)
+  if n == 0 then return end
+  for i = 1, n do
+    local kind = type((select(i, ...)))
+    if kind ~= "number" and kind ~= "string" and kind ~= "boolean" and kind ~= "nil" then
+      return push(reply_id(msg), 1, nil, n, copied(copy_args(msg, ...)))
+    end
+  end
+  return push(reply_id(msg), 1, nil, n, ...)
+end
+
+-- Runs queued messages until `budget` are handled; an error ends the run (see drain).
+local function run(budget)
+  while head < tail and handled < budget do
+    local t = head
+    local msg, n, sender, deadline, one = QM[t], QN[t], QR[t], QD[t], Q1[t]
+    local all
+    if n > 1 then all = QA[t] QA[t] = nil end
+    Q1[t] = nil
+    head = t + 1
+    handled = handled + 1
+    if deadline == nil or wall_ms() < deadline then
+      local h = H[msg]
+      if h == nil then
+        if n == 0 then slow_deliver(msg, sender)
+        elseif n == 1 then slow_deliver(msg, sender, one)
+        else slow_deliver(msg, sender, unpack(all, 1, n)) end
+      else
+        calls = calls + 1
+        if sender == 0 then
+          B._WAITFOR = enter(msg, msg, ADDR, ID)
+          if n == 0 then auto_reply(msg, h())
+          elseif n == 1 then auto_reply(msg, h(one))
+          else auto_reply(msg, h(unpack(all, 1, n))) end
+        else
+          B._WAITFOR = enter(msg, msg, sender == 1 and ADDR or nil, nil)
+          if n == 0 then h()
+          elseif n == 1 then h(one)
+          else h(unpack(all, 1, n)) end
+        end
+        depth = depth - 1
+        B._WAITFOR = nil
+      end
+    end
+  end
+end
+
+local function on_error(e)
+  return traceback(tostring(e), 2)
+end
+
+-- Handles at most `budget` queued messages; returns how many are left and the counts since the
+-- last call (handled, handler calls, handler errors, messages sent). A handler's error is
+-- reported and the next message is served.
+local function drain(budget)
+  handled = 0
+  while true do
+    local ok, e = xpcall(run, on_error, budget)
+    if ok then break end
+    errors = errors + 1
+    depth, sync_depth = 0, 0
+    B._WAITFOR = nil
+    report(e)
+  end
+  if head == tail then head, tail = 1, 1 end
+  local h, c, e, s = handled, calls, errors, sent
+  calls, errors, sent = 0, 0, 0
+  return tail - head, h, c, e, s
+end
+
+-- Queues an already copied message (from the runtime's own paths, e.g. a reply to this stage).
+local function post(msg, sender, deadline, ...)
+  return push(msg, sender, deadline, select("#", ...), ...)
+end
+
+return H, signal, drain, post

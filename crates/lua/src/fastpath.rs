@@ -1,0 +1,170 @@
+//! The stage thread's fast path: `fastpath.lua` runs the two hottest cases without leaving Lua —
+//! synchronous `:msg` calls to plain handlers, and the queue of messages a stage sends to itself.
+//!
+//! A *plain* handler has no registration arguments, no captured upvalues and no `=` in its name;
+//! its call needs nothing the Lua side cannot do. Every other case goes through the Rust paths
+//! (`Stage::deliver_values`, `stage.signal`'s Rust implementation) with identical results.
+//! Every message a stage sends to itself — from Lua or from the runtime (a reply to itself) —
+//! goes through the one Lua queue, so they keep their order. Values that are not plain data are
+//! copied at the send (as a message copies them), and the copy waits in the queue.
+
+use crate::convert;
+use crate::stage::{report_text, Stage};
+use mlua::{Function, Lua, MultiValue, Table, Value as LuaValue};
+use stage_core::address::{self, Target};
+use stage_core::Value;
+use std::rc::Rc;
+
+const SOURCE: &str = include_str!("fastpath.lua");
+
+/// Who sent a queued message, as the Lua queue records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalSender {
+    /// This stage, expecting a reply (`_WAITFOR[1]` and `[2]` set).
+    Stage = 0,
+    /// This stage's automatic reply (`_WAITFOR[1]` only).
+    AutoReply = 1,
+    /// Nobody to answer (an explicit reply).
+    Nobody = 2,
+}
+
+/// The Lua side of the fast path of one stage.
+pub struct FastPath {
+    env: Table,
+    plain: Table,
+    drain: Function,
+    post: Function,
+}
+
+/// What one [`FastPath::drain`] call did.
+pub struct Drained {
+    pub left: usize,
+    pub handled: u64,
+    pub calls: u64,
+    pub errors: u64,
+    pub sent: u64,
+}
+
+impl FastPath {
+    /// Loads the fast path into the stage's state and makes it `stage.signal`.
+    pub fn install(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<FastPath> {
+        let globals = lua.globals();
+        let stage_table: Table = globals.get("stage")?;
+        let raw_signal: Function = stage_table.get("signal")?;
+        let own = stage.id.clone();
+        let classify = lua.create_function(move |_, target: mlua::LuaString| {
+            let target = target.to_str()?;
+            Ok(match address::parse(&target, own.as_deref()) {
+                Ok(Target::Sync { msg }) => (1u8, msg.to_string()),
+                Ok(Target::Stage {
+                    stage: None,
+                    msg,
+                    this_instance: true,
+                    ..
+                }) if own.is_some() => (2, msg.to_string()),
+                _ => (0, String::new()),
+            })
+        })?;
+        let env = stage.env.clone();
+        let max_bytes = stage.process.limits.message_bytes;
+        // Returns `true` and the copies, or `false` and the error text (raised by the Lua side
+        // at the caller's line).
+        let copy_args = lua.create_function(move |lua, (msg, values): (mlua::LuaString, MultiValue)| {
+            let copy = || -> mlua::Result<MultiValue> {
+                let copied = convert::to_args(lua, values.iter())?;
+                let size = msg.as_bytes().len() + copied.iter().map(Value::approx_size).sum::<usize>();
+                if size > max_bytes {
+                    return Err(mlua::Error::runtime(format!(
+                        "message '{}' is too large: about {size} bytes, the limit is {max_bytes} (#limits.message_bytes)",
+                        msg.to_string_lossy()
+                    )));
+                }
+                convert::from_args(lua, &copied, &env)
+            };
+            let mut out = MultiValue::new();
+            match copy() {
+                Ok(values) => {
+                    out.push_back(LuaValue::Boolean(true));
+                    out.extend(values);
+                }
+                Err(e) => {
+                    out.push_back(LuaValue::Boolean(false));
+                    out.push_back(LuaValue::String(lua.create_string(crate::errors::message(&e))?));
+                }
+            }
+            Ok(out)
+        })?;
+        let weak = Rc::downgrade(stage);
+        let slow_deliver =
+            lua.create_function(move |lua, (msg, sender, args): (String, u8, MultiValue)| {
+                if let Some(stage) = weak.upgrade() {
+                    stage.deliver_local(lua, &msg, sender, args);
+                }
+                Ok(())
+            })?;
+        let report = lua.create_function(|lua, text: String| {
+            report_text(lua, text);
+            Ok(())
+        })?;
+        let wall_ms = lua.create_function(|_, ()| Ok(crate::api::wall_ms()))?;
+        let id = stage.id.as_deref().unwrap_or("").to_string();
+        let (plain, signal, drain, post): (Table, Function, Function, Function) =
+            lua.load(SOURCE).set_name("=stage").call((
+                globals,
+                id,
+                &*stage.address,
+                raw_signal,
+                classify,
+                copy_args,
+                slow_deliver,
+                report,
+                wall_ms,
+                stage.process.limits.mailbox,
+                stage.process.limits.message_bytes,
+            ))?;
+        stage_table.set("signal", signal)?;
+        Ok(FastPath {
+            env: stage.env.clone(),
+            plain,
+            drain,
+            post,
+        })
+    }
+
+    /// Makes `name` a plain handler calling `f`, or takes it off the fast path.
+    pub fn set_plain(&self, name: &str, f: Option<&Function>) -> mlua::Result<()> {
+        self.plain.raw_set(name, f)
+    }
+
+    /// Handles at most `budget` queued messages.
+    pub fn drain(&self, budget: usize) -> mlua::Result<Drained> {
+        let (left, handled, calls, errors, sent): (usize, u64, u64, u64, u64) =
+            self.drain.call(budget)?;
+        Ok(Drained {
+            left,
+            handled,
+            calls,
+            errors,
+            sent,
+        })
+    }
+
+    /// Queues a message for this stage from the runtime.
+    pub fn post(
+        &self,
+        lua: &Lua,
+        msg: &str,
+        sender: LocalSender,
+        deadline_ms: Option<u64>,
+        values: &[Value],
+    ) -> mlua::Result<()> {
+        let mut args = MultiValue::new();
+        args.push_back(LuaValue::String(lua.create_string(msg)?));
+        args.push_back(LuaValue::Integer(sender as i64));
+        args.push_back(deadline_ms.map_or(LuaValue::Nil, |d| LuaValue::Integer(d as i64)));
+        for v in values {
+            args.push_back(convert::from_value(lua, v, &self.env)?);
+        }
+        self.post.call(args)
+    }
+}
