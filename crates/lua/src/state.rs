@@ -39,15 +39,16 @@ pub fn new_state() -> mlua::Result<Lua> {
 
     let stage = api::stage::install(&lua)?;
     let bundle = crate::bundle::install(&lua)?;
-    for pair in bundle.pairs::<mlua::Value, mlua::Value>() {
-        let (k, v) = pair?;
-        stage.set(k, v)?;
-    }
     let process = api::process::install(&lua)?;
     let thread = api::thread::install(&lua)?;
     let logger = api::logger::install(&lua)?;
     for table in [&stage, &bundle, &process, &thread, &logger] {
         errors::wrap_table(&lua, table)?;
+    }
+    // The sample distribution's aliases (runtime.md §5.2): stage.json is bundle.json, …
+    for pair in bundle.pairs::<mlua::Value, mlua::Value>() {
+        let (k, v) = pair?;
+        stage.set(k, v)?;
     }
     globals.set("stage", stage)?;
     globals.set("bundle", bundle)?;

@@ -96,6 +96,7 @@ local n = #values + 1  -- values[1] is nil
 local targets = {
   stage.waitfor, stage.signal, stage.addtask, stage.once, stage.load, stage.require, stage.call,
   logger.info, logger.warn, log4cxx.error,
+  bundle.json, bundle.bson, bundle.random, bundle.proxy, bundle.viewof,
   function (k, v) return process[k] end, function (k, v) process[k] = v end,
   function (k) return thread[k] end,
 }
@@ -118,7 +119,7 @@ stage.addtask(50, function () print("still serving") stage.exit() return 0 end)
     .run(&[]);
     let lines = out.lines();
     assert!(
-        lines.contains(&"survived\t5200\ttrue"),
+        lines.contains(&"survived\t7200\ttrue"),
         "{}\n{}",
         out.stdout,
         out.stderr
