@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod bson;
+pub mod mailbox;
 pub mod matching;
 pub mod message;
 pub mod metrics;

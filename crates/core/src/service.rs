@@ -1,12 +1,12 @@
 //! Built-in services (index, ticket, route, …) as stages: a [`Service`] gets the messages
 //! addressed to its stage id on a thread of its own and answers through the [`Router`].
 
+use crate::mailbox::{Inbound, MailboxThread};
 use crate::message::Message;
-use crate::router::{Mailbox, PostError, Router};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crate::router::Router;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// A built-in service: handles messages one at a time and may ask to be woken at a time.
@@ -54,49 +54,8 @@ impl ServiceContext {
     }
 }
 
-enum Inbound {
-    Message(Message),
-    Wake,
-}
-
-struct ServiceMailbox {
-    tx: Sender<Inbound>,
-    name: String,
-    capacity: usize,
-}
-
-impl Mailbox for ServiceMailbox {
-    fn post(&self, message: Message) -> Result<(), PostError> {
-        self.tx
-            .try_send(Inbound::Message(message))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => PostError::Full(self.name.clone(), self.capacity),
-                TrySendError::Disconnected(_) => PostError::Closed(self.name.clone()),
-            })
-    }
-}
-
 /// A running service thread.
-pub struct ServiceHandle {
-    thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-    tx: Sender<Inbound>,
-}
-
-impl ServiceHandle {
-    /// Asks the service to stop after the message it is handling.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.tx.try_send(Inbound::Wake);
-    }
-
-    /// Waits for the service thread to end.
-    pub fn join(self) {
-        if self.thread.join().is_err() {
-            tracing::error!("a service thread panicked");
-        }
-    }
-}
+pub type ServiceHandle = MailboxThread;
 
 /// Registers `service` under stage id `id` at `address` and starts its thread; its mailbox
 /// holds at most `capacity` messages.
@@ -107,29 +66,19 @@ pub fn spawn(
     router: Arc<Router>,
     mut service: Box<dyn Service>,
 ) -> std::io::Result<ServiceHandle> {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
-    let mailbox = Arc::new(ServiceMailbox {
-        tx: tx.clone(),
-        name: id.to_string(),
-        capacity,
-    });
-    router.register(Some(id), address.clone(), mailbox);
-    let stop = Arc::new(AtomicBool::new(false));
+    let (mailbox, rx) = crate::mailbox::channel(id, capacity);
+    router.register(Some(id), address.clone(), mailbox.clone());
     let ctx = ServiceContext {
         id: id.into(),
         address,
         router,
         started: Instant::now(),
     };
-    let thread_stop = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name(format!("service {id}"))
-        .spawn(move || {
-            run(&mut *service, &ctx, &rx, &thread_stop);
-            service.stop(&ctx);
-            ctx.router.unregister(&ctx.address);
-        })?;
-    Ok(ServiceHandle { thread, stop, tx })
+    MailboxThread::spawn(format!("service {id}"), mailbox, move |stop| {
+        run(&mut *service, &ctx, &rx, stop);
+        service.stop(&ctx);
+        ctx.router.unregister(&ctx.address);
+    })
 }
 
 fn run(service: &mut dyn Service, ctx: &ServiceContext, rx: &Receiver<Inbound>, stop: &AtomicBool) {
@@ -153,7 +102,9 @@ fn run(service: &mut dyn Service, ctx: &ServiceContext, rx: &Receiver<Inbound>, 
 mod tests {
     use super::*;
     use crate::address::Scope;
+    use crate::router::{Mailbox, PostError};
     use crate::{Args, Value};
+    use crossbeam_channel::Sender;
     use parking_lot::Mutex;
 
     /// Echoes every message's values to the sender and counts ticks.

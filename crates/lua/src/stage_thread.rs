@@ -9,15 +9,13 @@ use crate::process::ProcessContext;
 use crate::scripts::{split_name, Stamp};
 use crate::stage::{report_error, Stage};
 use crate::state;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mlua::{Lua, Value as LuaValue};
-use stage_core::router::{Mailbox, PostError};
-use stage_core::Message;
+use stage_core::mailbox::{ChannelMailbox, Inbound, MailboxThread};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Longest stretch of messages handled before due timers get their turn.
@@ -36,29 +34,6 @@ pub struct StageSpec {
     pub main_script: Option<String>,
 }
 
-enum Inbound {
-    Message(Message),
-    Wake,
-}
-
-/// The mailbox of a stage thread, as the router sees it.
-struct StageMailbox {
-    tx: Sender<Inbound>,
-    name: String,
-    capacity: usize,
-}
-
-impl Mailbox for StageMailbox {
-    fn post(&self, message: Message) -> Result<(), PostError> {
-        self.tx
-            .try_send(Inbound::Message(message))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => PostError::Full(self.name.clone(), self.capacity),
-                TrySendError::Disconnected(_) => PostError::Closed(self.name.clone()),
-            })
-    }
-}
-
 /// A stage whose mailbox is registered but whose thread has not started: registering every
 /// stage of the node before any starts means no message sent at boot finds its target missing.
 pub struct PreparedStage {
@@ -66,52 +41,29 @@ pub struct PreparedStage {
     process: Arc<ProcessContext>,
     address: Arc<str>,
     tag: u64,
+    mailbox: Arc<ChannelMailbox>,
     rx: Receiver<Inbound>,
-    tx: Sender<Inbound>,
 }
 
 /// A running stage thread.
-pub struct StageHandle {
-    thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
-    tx: Sender<Inbound>,
-}
-
-impl StageHandle {
-    /// Asks the stage to stop after its current invocation.
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.tx.try_send(Inbound::Wake);
-    }
-
-    /// Waits for the stage thread to end.
-    pub fn join(self) {
-        if self.thread.join().is_err() {
-            tracing::error!("a stage thread panicked");
-        }
-    }
-}
+pub type StageHandle = MailboxThread;
 
 /// Registers the mailbox of `spec` in `process`; `tag` is unique among the node's stages.
 pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> PreparedStage {
-    let (tx, rx) = crossbeam_channel::bounded(process.limits.mailbox);
+    let name = spec.id.clone().unwrap_or_default();
+    let (mailbox, rx) = stage_core::mailbox::channel(&name, process.limits.mailbox);
     let address: Arc<str> = format!("local:{}.{tag}", process.number).into();
-    let mailbox = Arc::new(StageMailbox {
-        tx: tx.clone(),
-        name: spec.id.clone().unwrap_or_default(),
-        capacity: process.limits.mailbox,
-    });
     process
         .node
         .router
-        .register(spec.id.as_deref(), address.clone(), mailbox);
+        .register(spec.id.as_deref(), address.clone(), mailbox.clone());
     PreparedStage {
         spec,
         process,
         address,
         tag,
+        mailbox,
         rx,
-        tx,
     }
 }
 
@@ -123,26 +75,14 @@ impl PreparedStage {
             process,
             address,
             tag,
+            mailbox,
             rx,
-            tx,
         } = self;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = stop.clone();
-        let name = spec.id.clone().unwrap_or_default();
-        let thread = std::thread::Builder::new()
-            .name(format!("stage {name}"))
-            .spawn(move || {
-                run(
-                    spec,
-                    process.clone(),
-                    address.clone(),
-                    tag,
-                    rx,
-                    &thread_stop,
-                );
-                process.node.router.unregister(&address);
-            })?;
-        Ok(StageHandle { thread, stop, tx })
+        let name = format!("stage {}", spec.id.as_deref().unwrap_or(""));
+        MailboxThread::spawn(name, mailbox, move |stop| {
+            run(spec, process.clone(), address.clone(), tag, rx, stop);
+            process.node.router.unregister(&address);
+        })
     }
 }
 

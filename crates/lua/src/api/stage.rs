@@ -588,62 +588,70 @@ fn found_info(lua: &Lua, script: &Script) -> mlua::Result<Table> {
     Ok(info)
 }
 
+/// Hands a found script's value to `fn(v, info)`, or returns it.
+fn answer(
+    lua: &Lua,
+    f: Option<Function>,
+    value: LuaValue,
+    info: Option<&Script>,
+) -> mlua::Result<MultiValue> {
+    match f {
+        Some(f) => {
+            let info = match info {
+                Some(script) => LuaValue::Table(found_info(lua, script)?),
+                None => LuaValue::Nil,
+            };
+            f.call((value, info))
+        }
+        None => Ok(MultiValue::from_iter([value])),
+    }
+}
+
+/// What a load that found nothing answers: `fn(nil, {FILE, FIELD})`, or nothing.
+fn not_found(lua: &Lua, f: Option<Function>, name: &str) -> mlua::Result<MultiValue> {
+    match f {
+        Some(f) => f.call((LuaValue::Nil, not_found_info(lua, name)?)),
+        None => Ok(MultiValue::new()),
+    }
+}
+
 /// `stage.load(name [, fn])` (`runtime.md` §8.4).
 pub fn load(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<MultiValue> {
     let stage = current_stage(lua)?;
     let (file, field) = split_name(name);
-    match run_script(lua, &stage, &file) {
-        Some((script, result)) => {
-            let value = match result {
-                Ok(v) => select_field(lua, v, field)?,
-                Err(e) => {
-                    crate::stage::report_error(lua, &e);
-                    LuaValue::Nil
-                }
-            };
-            match f {
-                Some(f) => f.call((value, found_info(lua, &script)?)),
-                None => Ok(MultiValue::from_iter([value])),
-            }
+    let Some((script, result)) = run_script(lua, &stage, &file) else {
+        return not_found(lua, f, name);
+    };
+    let value = match result {
+        Ok(v) => select_field(lua, v, field)?,
+        Err(e) => {
+            crate::stage::report_error(lua, &e);
+            LuaValue::Nil
         }
-        None => match f {
-            Some(f) => f.call((LuaValue::Nil, not_found_info(lua, name)?)),
-            None => Ok(MultiValue::new()),
-        },
-    }
+    };
+    answer(lua, f, value, Some(&script))
 }
 
 /// `stage.require(name [, fn])` (`runtime.md` §8.5): once per state, kept in `package.loaded`.
 pub fn require(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<MultiValue> {
     let stage = current_stage(lua)?;
-    let module = name.split_once('+').map_or(name, |(m, _)| m);
-    let field = name.split_once('+').map(|(_, f)| f);
+    let (module, field) = match name.split_once('+') {
+        Some((m, field)) => (m, Some(field)),
+        None => (name, None),
+    };
     let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
     let cached: LuaValue = loaded.raw_get(module)?;
     if !cached.is_nil() {
-        let value = select_field(lua, cached, field)?;
-        return match f {
-            Some(f) => f.call((value, LuaValue::Nil)),
-            None => Ok(MultiValue::from_iter([value])),
-        };
+        return answer(lua, f, select_field(lua, cached, field)?, None);
     }
     let (file, _) = split_name(name);
-    match run_script(lua, &stage, &file) {
-        Some((script, result)) => {
-            let value = match result? {
-                LuaValue::Nil | LuaValue::Boolean(false) => LuaValue::Boolean(true),
-                v => v,
-            };
-            loaded.raw_set(module, value.clone())?;
-            let value = select_field(lua, value, field)?;
-            match f {
-                Some(f) => f.call((value, found_info(lua, &script)?)),
-                None => Ok(MultiValue::from_iter([value])),
-            }
-        }
-        None => match f {
-            Some(f) => f.call((LuaValue::Nil, not_found_info(lua, name)?)),
-            None => Ok(MultiValue::new()),
-        },
-    }
+    let Some((script, result)) = run_script(lua, &stage, &file) else {
+        return not_found(lua, f, name);
+    };
+    let value = match result? {
+        LuaValue::Nil | LuaValue::Boolean(false) => LuaValue::Boolean(true),
+        v => v,
+    };
+    loaded.raw_set(module, value.clone())?;
+    answer(lua, f, select_field(lua, value, field)?, Some(&script))
 }
