@@ -19,12 +19,18 @@ print(bundle.json({ n = 1 }))
 print(math.type(bundle.json("[1, 1.0, 1e2]")[2]), bundle.json({}))
 stage.exit()
 "#);
-    assert_eq!(out.stdout, "x\t3\n20\n{\n   \"n\" : 1\n}\n\nfloat\t{}\n\n", "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "x\t3\n20\n{\n   \"n\" : 1\n}\n\nfloat\t{}\n\n",
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn json_reads_files_relative_to_the_application() {
-    let app = App::script(r#"print(bundle.json("conf/data.json", "who")) print(stage.json(" conf/data.json").n) stage.exit()"#);
+    let app = App::script(
+        r#"print(bundle.json("conf/data.json", "who")) print(stage.json(" conf/data.json").n) stage.exit()"#,
+    );
     app.file("conf/data.json", r#"{ "who": "ann", "n": 3 }"#);
     let out = app.run(&[]);
     assert_eq!(out.lines(), ["ann", "3"], "{}", out.stderr);
@@ -41,7 +47,10 @@ stage.exit()
 "#);
     let lines = out.lines();
     assert_eq!(lines[0], "string\tHELLO\t2", "{}", out.stderr);
-    assert!(lines[1].starts_with("false\t") && lines[1].contains("This is not BSON data."), "{lines:?}");
+    assert!(
+        lines[1].starts_with("false\t") && lines[1].contains("This is not BSON data."),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -60,7 +69,10 @@ stage.exit()
 "#);
     let lines = out.lines();
     assert_eq!(lines[0], "true\ttrue\tnil", "{}", out.stderr);
-    assert!(lines[1].starts_with("true\tfalse\t") && lines[1].contains("interval is empty"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("true\tfalse\t") && lines[1].contains("interval is empty"),
+        "{lines:?}"
+    );
     assert_eq!(lines[2], "true");
 }
 
@@ -87,7 +99,12 @@ stage.exit()
 "#);
     assert_eq!(
         out.lines(),
-        ["crossed\tscore\t25\t10,20", "crossed\tscore\t35\t20,30", "rename\tnil\tann", "35\tann"],
+        [
+            "crossed\tscore\t25\t10,20",
+            "crossed\tscore\t35\t20,30",
+            "rename\tnil\tann",
+            "35\tann"
+        ],
         "{}",
         out.stderr
     );
@@ -112,7 +129,10 @@ stage.exit()
     let bytes = std::fs::read(app.path().join("people.bin")).expect("the view's file");
     assert_eq!(bytes.len(), 36);
     assert_eq!(&bytes[12..15], b"ann");
-    assert_eq!(i32::from_ne_bytes(bytes[20..24].try_into().expect("4 bytes")), 41);
+    assert_eq!(
+        i32::from_ne_bytes(bytes[20..24].try_into().expect("4 bytes")),
+        41
+    );
 }
 
 #[test]
@@ -122,5 +142,10 @@ print(stage.json == bundle.json, stage.bson == bundle.bson, stage.random == bund
       stage.proxy == bundle.proxy, stage.viewof == bundle.viewof)
 stage.exit()
 "#);
-    assert_eq!(out.lines(), ["true\ttrue\ttrue\ttrue\ttrue"], "{}", out.stderr);
+    assert_eq!(
+        out.lines(),
+        ["true\ttrue\ttrue\ttrue\ttrue"],
+        "{}",
+        out.stderr
+    );
 }

@@ -452,7 +452,12 @@ stage.addtask(20, function () stage.exit() return 0 end)
     let out = app.run_args(&["run", "."]);
     assert_eq!(
         out.lines(),
-        ["false\tmain.lua:4: the mailbox of 's' is full (3 messages waiting)", "m\t1", "m\t2", "m\t3"],
+        [
+            "false\tmain.lua:4: the mailbox of 's' is full (3 messages waiting)",
+            "m\t1",
+            "m\t2",
+            "m\t3"
+        ],
         "{}",
         out.stderr
     );
@@ -464,5 +469,10 @@ fn the_globals_metatable_is_reserved() {
 print(getmetatable(_G), pcall(setmetatable, _G, {}))
 stage.exit()
 "#);
-    assert_eq!(out.lines(), ["false\tfalse\tcannot change a protected metatable"], "{}", out.stderr);
+    assert_eq!(
+        out.lines(),
+        ["false\tfalse\tcannot change a protected metatable"],
+        "{}",
+        out.stderr
+    );
 }
