@@ -13,15 +13,8 @@ local sync_depth = 0
 local calls, errors, sent, handled = 0, 0, 0, 0
 
 -- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs.
--- B (the state's globals) has no metatable, so B._WAITFOR is a raw access.
+-- B (the state's globals) has a protected, empty metatable, so B._WAITFOR is a raw access.
 local W, depth = {}, 0
-local function enter(msg, name, addr, id)
-  depth = depth + 1
-  local w = W[depth]
-  if w == nil then w = {} W[depth] = w end
-  w[0], w[-1], w[1], w[2] = msg, name, addr, id
-  return w
-end
 
 -- The queue: parallel arrays, so a one-value message allocates nothing. QR is who sent it:
 -- 0 this stage (a reply is expected), 1 this stage's automatic reply, 2 nobody (explicit reply).
@@ -35,7 +28,8 @@ end
 local function push(msg, sender, deadline, n, ...)
   if tail - head >= limit then full() end
   local t = tail
-  QM[t], QN[t], QR[t], QD[t] = msg, n, sender, deadline
+  QM[t], QN[t], QR[t] = msg, n, sender
+  if deadline then QD[t] = deadline end
   if n == 1 then Q1[t] = ... elseif n > 1 then QA[t] = { ... } end
   tail = t + 1
   sent = sent + 1
@@ -98,7 +92,7 @@ local function signal(target, ...)
       if tv == "number" or tv == "boolean" then
         local t = tail
         if t - head >= limit then full() end
-        QM[t], QN[t], QR[t], QD[t], Q1[t] = msg, 1, 0, nil, v
+        QM[t], QN[t], QR[t], Q1[t] = msg, 1, 0, v
         tail = t + 1
         sent = sent + 1
         return
@@ -149,6 +143,7 @@ local function run(budget)
     local msg, n, sender, deadline, one = QM[t], QN[t], QR[t], QD[t], Q1[t]
     local all
     if n > 1 then all = QA[t] QA[t] = nil end
+    if deadline then QD[t] = nil end
     Q1[t] = nil
     head = t + 1
     handled = handled + 1
@@ -160,13 +155,18 @@ local function run(budget)
         else slow_deliver(msg, sender, unpack(all, 1, n)) end
       else
         calls = calls + 1
+        local d = depth + 1
+        local w = W[d]
+        if w == nil then w = {} W[d] = w end
+        depth = d
+        B._WAITFOR = w
         if sender == 0 then
-          B._WAITFOR = enter(msg, msg, ADDR, ID)
+          w[0], w[-1], w[1], w[2] = msg, msg, ADDR, ID
           if n == 0 then auto_reply(msg, h())
           elseif n == 1 then auto_reply(msg, h(one))
           else auto_reply(msg, h(unpack(all, 1, n))) end
         else
-          B._WAITFOR = enter(msg, msg, sender == 1 and ADDR or nil, nil)
+          w[0], w[-1], w[1], w[2] = msg, msg, sender == 1 and ADDR or nil, nil
           if n == 0 then h()
           elseif n == 1 then h(one)
           else h(unpack(all, 1, n)) end
