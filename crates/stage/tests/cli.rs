@@ -104,11 +104,11 @@ fn services_not_yet_available_are_refused_by_name() {
     let app = App::new();
     app.file(
         "stage.json",
-        r##"{ "#startup": ["lua+app", "index+rank"] }"##,
+        r##"{ "#startup": ["lua+app", "curl+web"] }"##,
     );
     let out = app.run_args(&["run", "."]);
     assert_eq!(out.code, Some(1));
-    assert!(out.stderr.contains("index+rank"), "{}", out.stderr);
+    assert!(out.stderr.contains("curl+web"), "{}", out.stderr);
 }
 
 #[test]
