@@ -11,6 +11,8 @@ local H = {}
 local KIND, MSG, cached = {}, {}, 0
 local sync_depth = 0
 local calls, errors, sent, handled = 0, 0, 0, 0
+-- Messages dispatched since the start: the budget hook's sign that a new invocation began.
+local dispatched = 0
 
 -- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs.
 -- B (the state's globals) has a protected, empty metatable, so B._WAITFOR is a raw access.
@@ -147,6 +149,7 @@ local function run(budget)
     Q1[t] = nil
     head = t + 1
     handled = handled + 1
+    dispatched = dispatched + 1
     if deadline == nil or wall_ms() < deadline then
       local h = H[msg]
       if h == nil then
@@ -206,4 +209,6 @@ local function post(msg, sender, deadline, ...)
   return push(msg, sender, deadline, select("#", ...), ...)
 end
 
-return H, signal, drain, post
+local function progress() return dispatched end
+
+return H, signal, drain, post, progress

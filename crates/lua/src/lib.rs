@@ -1,6 +1,7 @@
 //! The Lua host of stage: Lua states, the stage thread, scripts and the script API tables.
 
 pub mod api;
+pub mod budget;
 pub mod bundle;
 pub mod convert;
 pub mod errors;

@@ -21,6 +21,10 @@ pub struct Limits {
     pub mailbox: usize,
     /// Pending `stage.addtask` timers per stage.
     pub timers_per_stage: usize,
+    /// How long one invocation on a stage thread may run (0 = unlimited).
+    pub stage_budget_ms: u64,
+    /// The memory cap of each Lua state, in bytes (0 = none).
+    pub lua_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -29,6 +33,8 @@ impl Default for Limits {
             message_bytes: 1 << 20,
             mailbox: 100_000,
             timers_per_stage: 2048,
+            stage_budget_ms: 2000,
+            lua_memory_bytes: 256 << 20,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! to `_TRACEBACK` (which logs it) and the stage goes on. `_WAITFOR` is set for handlers only and
 //! restored afterwards, so nested synchronous calls do not clobber it.
 
+use crate::budget::Progress;
 use crate::convert;
 use crate::fastpath::{FastPath, LocalSender};
 use crate::handlers::{Handler, Handlers, Shipped};
@@ -68,6 +69,8 @@ pub struct Stage {
     /// True while a synchronous `:msg` handler runs: `stage.signal(nil, …)` then sends nothing.
     pub in_sync_call: Cell<bool>,
     pub counters: StageCounters,
+    /// Counts the invocations the runtime starts (see [`crate::budget`]).
+    pub progress: Progress,
     started: Instant,
 }
 
@@ -93,6 +96,7 @@ impl Stage {
             idle_due: Cell::new(None),
             in_sync_call: Cell::new(false),
             counters,
+            progress: Progress::default(),
             started: Instant::now(),
         }
     }
@@ -196,6 +200,7 @@ impl Stage {
         args: MultiValue,
         waitfor: Option<mlua::Table>,
     ) -> Option<MultiValue> {
+        self.progress.bump();
         match with_waitfor(lua, waitfor, || f.call::<MultiValue>(args)) {
             Ok(values) => Some(values),
             Err(e) => {

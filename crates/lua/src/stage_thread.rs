@@ -3,6 +3,7 @@
 //! first-come local queue and its mailbox — strictly one invocation at a time.
 
 use crate::api::{self, wall_ms};
+use crate::budget;
 use crate::fastpath::FastPath;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
@@ -116,9 +117,20 @@ fn run(
         ));
         lua.set_app_data(stage.clone());
         let fast = FastPath::install(&lua, &stage)?;
+        let fast_progress = fast.progress.clone();
         if stage.fast.set(fast).is_err() {
             return Err(mlua::Error::runtime("the fast path was installed twice"));
         }
+        let limits = &process.limits;
+        budget::uncatchable(&lua)?;
+        budget::install(
+            &lua,
+            Duration::from_millis(limits.stage_budget_ms),
+            "#limits.stage_budget_ms",
+            stage.progress.clone(),
+            Some(fast_progress),
+        )?;
+        budget::cap_memory(&lua, limits.lua_memory_bytes)?;
         Ok((lua, stage))
     };
     let (lua, stage) = match setup() {
@@ -248,6 +260,7 @@ impl Boot {
         if let Err(e) = setup() {
             return report_error(lua, &e);
         }
+        stage.progress.bump();
         let Some((_, result)) = api::stage::run_script(lua, stage, &file) else {
             tracing::warn!(
                 target: "lua",

@@ -197,6 +197,9 @@ fn settings(
             message_bytes: usize::try_from(limits.message_bytes).unwrap_or(usize::MAX),
             mailbox: usize::try_from(limits.mailbox).unwrap_or(usize::MAX).max(1),
             timers_per_stage: usize::try_from(limits.timers_per_stage).unwrap_or(usize::MAX),
+            stage_budget_ms: limits.stage_budget_ms,
+            lua_memory_bytes: usize::try_from(limits.lua_memory_mib.saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
         },
     }
 }

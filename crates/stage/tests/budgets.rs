@@ -1,0 +1,105 @@
+//! Runaway code on the stage thread is stopped, memory is capped, and service goes on
+//! (decisions 11 and 26).
+
+mod common;
+use common::App;
+
+/// A stage with a 200 ms budget per invocation and a 16 MiB memory cap.
+fn app(main: &str) -> App {
+    let app = App::new();
+    app.file(
+        "stage.json",
+        r##"{ "#startup": ["lua+s"], "#limits": { "stage_budget_ms": 200, "lua_memory_mib": 16 }, "lua": { "s": "main" } }"##,
+    );
+    app.file("main.lua", main);
+    app
+}
+
+#[test]
+fn a_runaway_handler_is_stopped_and_the_next_message_is_served() {
+    let out = app(r#"
+stage.waitfor("spin", function () while true do end end)
+stage.waitfor("next", function (n) print("served", n) if n == 2 then stage.exit() end end)
+stage.signal("spin")
+stage.signal("next", 1)
+stage.waitfor("spin2", function (x) local t = 0 while true do t = t + x end end, 1)
+stage.signal("spin2")
+stage.signal("next", 2)
+"#)
+    .run_args(&["run", "."]);
+    assert_eq!(out.lines(), ["served\t1", "served\t2"], "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("budget exceeded").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("#limits.stage_budget_ms"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn pcall_cannot_swallow_the_budget() {
+    let out = app(r#"
+stage.waitfor("sneaky", function ()
+  while true do
+    pcall(function () while true do end end)
+    xpcall(function () while true do end end, function (e) return e end)
+    coroutine.resume(coroutine.create(function () while true do end end))
+  end
+end)
+stage.waitfor("after", function () print("after the runaway") stage.exit() end)
+stage.signal("sneaky")
+stage.signal("after")
+"#)
+    .run_args(&["run", "."]);
+    assert_eq!(out.lines(), ["after the runaway"], "{}", out.stderr);
+    assert!(out.stderr.contains("budget exceeded"), "{}", out.stderr);
+}
+
+#[test]
+fn runaway_timers_sync_calls_and_main_scripts_are_stopped() {
+    let out = app(r#"
+stage.waitfor("loop", function () while true do end end)
+stage.addtask(10, function () while true do end end)
+stage.addtask(50, function ()
+  print("caught?", pcall(function () stage.signal(":loop") end))   -- the budget is not caught
+  return 0
+end)
+stage.addtask(100, function () print("timers still run") stage.exit() return 0 end)
+while true do end
+"#)
+    .run_args(&["run", "."]);
+    assert_eq!(out.lines(), ["timers still run"], "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("budget exceeded").count(),
+        3,
+        "main, timer, sync call: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn memory_bombs_and_deep_recursion_end_in_errors() {
+    let out = app(
+        r#"
+stage.waitfor("bomb", function () local t = {} for i = 1, 100 do t[i] = string.rep("x", 1 << 20) .. i end end)
+stage.waitfor("rep", function () return #string.rep("x", 1 << 26) end)
+stage.waitfor("deep", function () local function f(n) return f(n + 1) + 1 end return f(1) end)
+stage.waitfor("ok", function () print("still serving", collectgarbage("count") < 16 * 1024) stage.exit() end)
+stage.signal("bomb")
+stage.signal("rep")
+stage.signal("deep")
+stage.signal("ok")
+"#,
+    )
+    .run_args(&["run", "."]);
+    assert_eq!(out.lines(), ["still serving\ttrue"], "{}", out.stderr);
+    // The recursion ends in a stack overflow or, under this small cap, in the memory limit.
+    let errors = out.stderr.matches("not enough memory").count()
+        + out.stderr.matches("stack overflow").count();
+    assert_eq!(errors, 3, "{}", out.stderr);
+}
