@@ -102,10 +102,7 @@ fn configuration_errors_name_the_file_and_the_key() {
 #[test]
 fn services_not_yet_available_are_refused_by_name() {
     let app = App::new();
-    app.file(
-        "stage.json",
-        r##"{ "#startup": ["lua+app", "curl+web"] }"##,
-    );
+    app.file("stage.json", r##"{ "#startup": ["lua+app", "curl+web"] }"##);
     let out = app.run_args(&["run", "."]);
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("curl+web"), "{}", out.stderr);
@@ -189,4 +186,16 @@ fn the_bundled_chat_example_serves_until_stopped() {
     });
     running.signal("INT");
     assert_eq!(running.wait_exit(Duration::from_secs(5)).code, Some(0));
+}
+
+#[test]
+fn bench_measures_messages_calls_and_timers() {
+    let out = App::new().run_args(&["bench", "--messages", "20000"]);
+    let lines = out.lines();
+    assert_eq!(lines.len(), 4, "{}\n{}", out.stdout, out.stderr);
+    assert!(lines[0].starts_with("stage bench: 20000 messages"));
+    for (line, what) in lines[1..].iter().zip(["self-messages", "synchronous :msg calls", "timers fired"]) {
+        assert!(line.starts_with(what) && line.contains(" /s ") && line.ends_with("ns each"), "{line}");
+    }
+    assert_eq!(out.code, Some(0));
 }
