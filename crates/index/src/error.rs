@@ -62,6 +62,13 @@ pub enum IndexError {
         /// What is wrong.
         reason: String,
     },
+    /// A failed log write left the file's memory state ahead of its log: it takes no more
+    /// updates until it is loaded again.
+    #[error("{}: a failed log write left this file to be reloaded", file.display())]
+    Stale {
+        /// The file (its base path, without suffix).
+        file: PathBuf,
+    },
     /// An I/O error on a named file.
     #[error("{}: {source}", file.display())]
     Io {

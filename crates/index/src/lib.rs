@@ -6,8 +6,10 @@
 //! * [`IndexFile`] / [`Index`] — persistence: an append-only, checksummed log per file plus
 //!   snapshots, loaded at start, with a configurable fsync policy ([`Durability`]).
 //! * [`command`] — the spec's message forms (`s?rank/2=cb`, batch tables) on [`stage_core::Value`]s.
+//! * [`service`] — [`IndexService`], the node's `index` service: messages, replies to the
+//!   sender's stage, periodic fsync and compaction.
 //!
-//! Pure Rust: no Lua, no sockets; time comes from the caller (`sync_if_due(now)`).
+//! Pure Rust: no Lua, no sockets; the engine takes time from the caller (`sync_if_due(now)`).
 
 pub mod command;
 mod error;
@@ -15,6 +17,7 @@ mod frame;
 mod log;
 mod ranking;
 mod score;
+pub mod service;
 mod snapshot;
 mod store;
 mod tree;
@@ -22,6 +25,8 @@ mod tree;
 pub use error::{IndexError, Result};
 pub use ranking::{Hit, HitAll, Limits, Ranking, Row, SetRank, Update, MAX_SCORES_PER_TIER};
 pub use score::{Score, Tier, TierSel};
+pub use service::{BsonCodec, IndexService};
 pub use store::{
     check_name, CompactReport, Config, Durability, FileWriter, Index, IndexFile, LoadReport,
+    GROUP_BYTES,
 };

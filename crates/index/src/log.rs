@@ -196,24 +196,23 @@ impl LogWriter {
         self.len
     }
 
-    /// Writes one record frame; with `sync` also fsyncs it. A failed write is cut back off the
-    /// file so that no half frame stays in the middle of the log.
-    pub(crate) fn append(&mut self, payload: &[u8], sync: bool) -> Result<()> {
+    /// Writes complete record frames (one `write` for the lot); with `sync` also fsyncs them.
+    /// A failed write is cut back off the file so that no half frame stays in the middle of
+    /// the log.
+    pub(crate) fn append(&mut self, frames: &[u8], sync: bool) -> Result<()> {
         if self.broken {
             return Err(IndexError::io(
                 &self.path,
                 std::io::Error::other("log unusable after a failed write"),
             ));
         }
-        let mut buf = Vec::with_capacity(payload.len() + frame::HEADER);
-        frame::put_frame(&mut buf, payload);
-        if let Err(e) = self.file.write_all(&buf) {
+        if let Err(e) = self.file.write_all(frames) {
             if self.file.set_len(self.len).is_err() {
                 self.broken = true;
             }
             return Err(IndexError::io(&self.path, e));
         }
-        self.len += buf.len() as u64;
+        self.len += frames.len() as u64;
         if sync {
             self.file
                 .sync_data()

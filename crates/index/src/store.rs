@@ -1,10 +1,17 @@
 //! Index files on disk: [`IndexFile`] (one named store: state, log, snapshot) and [`Index`]
 //! (the directory of files a service owns), with the configuration of decision 25.
 //!
-//! Durability: a `set`/`del` is written to the log (one `write` to the OS) before it is
-//! applied and acknowledged, so it survives a crash of the process. Whether it also survives
-//! a crash of the machine depends on [`Durability`]: `Always` fsyncs each record; `Periodic`
-//! leaves that to [`IndexFile::sync_if_due`], which the service calls on a timer.
+//! Durability: the records of the `set`/`del` calls made through one [`FileWriter`] are
+//! collected and written to the log together — one `write` to the OS — by
+//! [`FileWriter::commit`] (or when the writer is dropped, or every [`GROUP_BYTES`]), while the
+//! writer still holds the file's lock: no reader sees a change before it is in the log, and a
+//! caller that acknowledges after `commit` only acknowledges changes that survive a crash of
+//! the process. Whether they also survive a crash of the machine depends on [`Durability`]:
+//! `Always` fsyncs each group write; `Periodic` leaves that to [`IndexFile::sync_if_due`] /
+//! [`IndexFile::sync`], which the service calls on a timer.
+//!
+//! A failed log write leaves the memory state ahead of the log: the file is then *stale* —
+//! every further update fails — and [`Index::file`] reloads it from disk on its next use.
 //!
 //! Compaction ([`IndexFile::compact`]) runs on the caller's thread (the service uses a
 //! background thread) and blocks queries only briefly: it takes the file's lock **shared**,
@@ -25,8 +32,13 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A [`FileWriter`] writes its collected records once they reach this many bytes, so that a
+/// long series of updates under one writer does not pile up in memory.
+pub const GROUP_BYTES: usize = 1 << 20;
 
 /// When the log is fsynced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +69,8 @@ pub struct Config {
     pub limits: Limits,
     /// The fsync policy (`fsync_ms`, default 100).
     pub durability: Durability,
-    /// Log size from which [`Index::compact_due`] compacts a file.
+    /// Log size from which [`Index::compact_due`] compacts a file (or the size of its last
+    /// snapshot, when that is larger: compaction then costs at most as much as the log grew).
     pub compact_log_bytes: u64,
 }
 
@@ -139,6 +152,8 @@ pub struct IndexFile {
     log: Mutex<LogWriter>,
     compacting: Mutex<()>,
     report: LoadReport,
+    stale: AtomicBool,
+    snapshot_bytes: AtomicU64,
 }
 
 fn logs_of(base: &Path) -> Result<Vec<(u64, PathBuf)>> {
@@ -192,12 +207,13 @@ impl IndexFile {
             name: name.to_string(),
             ..LoadReport::default()
         };
-        let (mut ranking, snap_gen) = if snap.exists() {
+        let (mut ranking, snap_gen, snapshot_bytes) = if snap.exists() {
             let loaded = snapshot::load(&snap, config.limits)?;
             report.from_snapshot = true;
-            (loaded.ranking, loaded.log_gen)
+            let bytes = std::fs::metadata(&snap).map_or(0, |m| m.len());
+            (loaded.ranking, loaded.log_gen, bytes)
         } else {
-            (Ranking::new(config.limits), 0)
+            (Ranking::new(config.limits), 0, 0)
         };
         let logs = logs_of(&base)?;
         let (old, live): (Vec<_>, Vec<_>) = logs.into_iter().partition(|(g, _)| *g < snap_gen);
@@ -232,7 +248,21 @@ impl IndexFile {
             log: Mutex::new(writer),
             compacting: Mutex::new(()),
             report,
+            stale: AtomicBool::new(false),
+            snapshot_bytes: AtomicU64::new(snapshot_bytes),
         })
+    }
+
+    /// Whether a failed log write left the memory state ahead of the log: the file refuses
+    /// updates and compaction, and [`Index::file`] reloads it.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    fn stale_error(&self) -> IndexError {
+        IndexError::Stale {
+            file: self.base.clone(),
+        }
     }
 
     /// The file's name.
@@ -250,28 +280,42 @@ impl IndexFile {
         self.state.read()
     }
 
-    /// Exclusive access for a sequence of logged `set`/`del` calls (and queries between them).
+    /// Exclusive access for a sequence of logged `set`/`del` calls (and queries between them),
+    /// written to the log as one group by [`FileWriter::commit`].
     pub fn write(&self) -> FileWriter<'_> {
         FileWriter {
             state: self.state.write(),
             file: self,
+            pending: Vec::new(),
         }
     }
 
-    /// `set` of one ID, logged; see [`FileWriter::set`].
+    /// `set` of one ID, logged and committed; see [`FileWriter::set`].
     pub fn set(&self, id: &[u8], update: &Update, report: TierSel) -> Result<SetRank> {
-        self.write().set(id, update, report)
+        let mut w = self.write();
+        let rank = w.set(id, update, report)?;
+        w.commit()?;
+        Ok(rank)
     }
 
-    /// `del` of one ID, logged; see [`FileWriter::del`].
+    /// `del` of one ID, logged and committed; see [`FileWriter::del`].
     pub fn del(&self, id: &[u8], sel: TierSel) -> Result<bool> {
-        self.write().del(id, sel)
+        let mut w = self.write();
+        let done = w.del(id, sel)?;
+        w.commit()?;
+        Ok(done)
     }
 
-    fn log_record(&self, payload: &[u8]) -> Result<()> {
-        self.log
+    /// Writes a group of record frames to the log; a failure makes the file stale.
+    fn log_frames(&self, frames: &[u8]) -> Result<()> {
+        let written = self
+            .log
             .lock()
-            .append(payload, self.durability == Durability::Always)
+            .append(frames, self.durability == Durability::Always);
+        if written.is_err() {
+            self.stale.store(true, Ordering::Release);
+        }
+        written
     }
 
     /// Fsyncs the log if it has unsynced records and the policy's interval has passed since
@@ -298,14 +342,29 @@ impl IndexFile {
         Ok(true)
     }
 
-    /// Fsyncs the log now (for a clean shutdown).
-    pub fn sync(&self) -> Result<()> {
+    /// Fsyncs the log now if it has unsynced records (the service's timer and a clean
+    /// shutdown); returns whether it synced.
+    pub fn sync(&self) -> Result<bool> {
         let (file, path) = {
             let mut log = self.log.lock();
+            if !log.dirty {
+                return Ok(false);
+            }
             log.dirty = false;
+            log.last_sync = Some(Instant::now());
             log.sync_handle()?
         };
-        file.sync_data().map_err(|e| IndexError::io(path, e))
+        file.sync_data().map_err(|e| IndexError::io(path, e))?;
+        Ok(true)
+    }
+
+    /// Whether the log has grown enough for [`IndexFile::compact`] to be worth it under
+    /// `config` (see [`Config::compact_log_bytes`]).
+    pub fn compaction_due(&self, config: &Config) -> bool {
+        let threshold = config
+            .compact_log_bytes
+            .max(self.snapshot_bytes.load(Ordering::Relaxed));
+        !self.is_stale() && self.log_bytes() >= threshold
     }
 
     /// Bytes in the current log generation.
@@ -319,6 +378,9 @@ impl IndexFile {
         let started = Instant::now();
         let (bytes, ids, gen) = {
             let state = self.state.read();
+            if self.is_stale() {
+                return Err(self.stale_error());
+            }
             let mut log = self.log.lock();
             log.rotate(&self.base)?;
             let gen = log.generation();
@@ -327,6 +389,8 @@ impl IndexFile {
         };
         let writers_blocked = started.elapsed();
         snapshot::store(&snapshot::snap_path(&self.base), &bytes)?;
+        self.snapshot_bytes
+            .store(bytes.len() as u64, Ordering::Relaxed);
         for (g, path) in logs_of(&self.base)? {
             if g < gen {
                 std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
@@ -341,17 +405,22 @@ impl IndexFile {
 }
 
 /// Exclusive access to one file: logged updates plus every query through `Deref`.
+///
+/// Updates are applied at once and their log records collected; [`FileWriter::commit`] writes
+/// them with one `write` (dropping the writer does the same, ignoring the outcome). Acknowledge
+/// updates only after `commit` succeeded.
 pub struct FileWriter<'a> {
     state: RwLockWriteGuard<'a, Ranking>,
     file: &'a IndexFile,
+    pending: Vec<u8>,
 }
 
 impl FileWriter<'_> {
-    /// `set`: checks the limits, writes the log record, applies the update and returns the
-    /// rank in `report`. Nothing changes when the check or the write fails.
+    /// `set`: checks the limits, applies the update, collects its log record and returns the
+    /// rank in `report`. Nothing changes when the check fails or the file is stale.
     pub fn set(&mut self, id: &[u8], update: &Update, report: TierSel) -> Result<SetRank> {
         self.state.check_update(id, update)?;
-        self.file.log_record(&frame::encode_set(id, update))?;
+        self.record(&frame::encode_set(id, update))?;
         Ok(self.state.apply_set(id, update, report))
     }
 
@@ -365,8 +434,47 @@ impl FileWriter<'_> {
         if !changes {
             return Ok(false);
         }
-        self.file.log_record(&frame::encode_del(id, sel))?;
+        self.record(&frame::encode_del(id, sel))?;
         Ok(self.state.del(id, sel))
+    }
+
+    /// Collects one record, writing the group first when it has reached [`GROUP_BYTES`].
+    fn record(&mut self, payload: &[u8]) -> Result<()> {
+        if self.file.is_stale() {
+            return Err(self.file.stale_error());
+        }
+        if self.pending.len() >= GROUP_BYTES {
+            self.flush()?;
+        }
+        frame::put_frame(&mut self.pending, payload);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.log_frames(&self.pending);
+        self.pending.clear();
+        written
+    }
+
+    /// Writes the collected records to the log (one `write`; with [`Durability::Always`] also
+    /// one fsync) and releases the lock. An error means some update of this writer may not be
+    /// in the log: none of them may be acknowledged (the file is stale and will be reloaded).
+    pub fn commit(mut self) -> Result<()> {
+        self.flush()?;
+        if self.file.is_stale() {
+            return Err(self.file.stale_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileWriter<'_> {
+    fn drop(&mut self) {
+        // An uncommitted writer still logs what it applied; a failure marks the file stale.
+        let _ = self.flush();
     }
 }
 
@@ -400,12 +508,16 @@ impl Index {
     }
 
     /// The open file `name`, opening or creating it on first use. A file that fails to load
-    /// is not kept: every call reports its error again. Loading holds the table of open files,
-    /// so one file is never loaded twice (other first opens wait; open files do not).
+    /// is not kept: every call reports its error again; a stale file is loaded again. Loading
+    /// holds the table of open files, so one file is never loaded twice (other first opens
+    /// wait; open files do not).
     pub fn file(&self, name: &str) -> Result<Arc<IndexFile>> {
         let mut files = self.files.lock();
         if let Some(f) = files.get(name) {
-            return Ok(f.clone());
+            if !f.is_stale() {
+                return Ok(f.clone());
+            }
+            files.remove(name);
         }
         let f = Arc::new(IndexFile::open(&self.config, name)?);
         files.insert(name.to_string(), f.clone());
@@ -440,7 +552,7 @@ impl Index {
             .collect()
     }
 
-    /// Fsyncs every open file (clean shutdown); returns the errors.
+    /// Fsyncs every open file with unsynced records (timer, clean shutdown); returns the errors.
     pub fn sync_all(&self) -> Vec<IndexError> {
         self.open_files()
             .iter()
@@ -448,11 +560,18 @@ impl Index {
             .collect()
     }
 
-    /// Compacts every file whose log has grown past `compact_log_bytes`.
+    /// Whether some open file is due for compaction ([`IndexFile::compaction_due`]).
+    pub fn compaction_due(&self) -> bool {
+        self.open_files()
+            .iter()
+            .any(|f| f.compaction_due(&self.config))
+    }
+
+    /// Compacts every file that is due ([`IndexFile::compaction_due`]).
     pub fn compact_due(&self) -> Vec<(String, Result<CompactReport>)> {
         self.open_files()
             .into_iter()
-            .filter(|f| f.log_bytes() >= self.config.compact_log_bytes)
+            .filter(|f| f.compaction_due(&self.config))
             .map(|f| (f.name().to_string(), f.compact()))
             .collect()
     }

@@ -4,7 +4,9 @@ mod common;
 
 use common::{list, st, TestCodec};
 use stage_core::{Key, Table, Value};
-use stage_index::command::{qualify_callback, Command, Commands, Request, Target, TierPath};
+use stage_index::command::{
+    qualify_callback, Command, Commands, Problem, Request, Target, TargetError, TierPath,
+};
 use stage_index::{Config, Index, Tier};
 use std::time::Instant;
 
@@ -78,42 +80,42 @@ fn message_ids_parse_as_the_spec_says() {
     assert_eq!(
         Request::parse("s?rank=on_set"),
         Request::Single {
-            target: Some(t(Command::Set, "rank", TierPath::Default)),
+            target: Ok(t(Command::Set, "rank", TierPath::Default)),
             callback: Some("on_set".into())
         }
     );
     assert_eq!(
         Request::parse("garbage?season3/pvp/2"),
         Request::Single {
-            target: Some(t(Command::Get, "season3/pvp", one(2))),
+            target: Ok(t(Command::Get, "season3/pvp", one(2))),
             callback: None
         }
     );
     assert_eq!(
         Request::parse("d?rank/=cb"),
         Request::Single {
-            target: Some(t(Command::Del, "rank", TierPath::All)),
+            target: Ok(t(Command::Del, "rank", TierPath::All)),
             callback: Some("cb".into())
         }
     );
     assert_eq!(
         Request::parse("forEach?rank/0"),
         Request::Single {
-            target: Some(t(Command::ForEach, "rank", TierPath::All)),
+            target: Ok(t(Command::ForEach, "rank", TierPath::All)),
             callback: None
         }
     );
     assert_eq!(
         Request::parse("s?rank/5=cb"),
         Request::Single {
-            target: None,
+            target: Err(TargetError::NoSuchTier("5".into())),
             callback: Some("cb".into())
         }
     );
     assert_eq!(
         Request::parse("x?rank=cb"),
         Request::Single {
-            target: None,
+            target: Err(TargetError::UnknownCommand("x".into())),
             callback: Some("cb".into())
         }
     );
@@ -126,8 +128,10 @@ fn message_ids_parse_as_the_spec_says() {
     assert_eq!(Request::parse(""), Request::Batch { callback: None });
     assert_eq!(
         Target::parse("total:rank/3"),
-        Some(t(Command::Total, "rank", one(3)))
+        Ok(t(Command::Total, "rank", one(3)))
     );
+    assert_eq!(Target::parse("get rank"), Err(TargetError::NoSeparator));
+    assert_eq!(Target::parse("get?/2"), Err(TargetError::NoFile));
     assert_eq!(qualify_callback("cb", "game"), "game:cb");
     assert_eq!(qualify_callback("other:cb", "game"), "other:cb");
 }
@@ -560,4 +564,95 @@ fn acceptance_16_scale() {
     assert_eq!(t.0.len(), 10);
     assert_eq!(t.0[0].0, Key::Int(100_000));
     assert!(took.as_millis() < 10, "forEach took {took:?}");
+}
+
+#[test]
+fn bad_input_is_reported_and_changes_nothing() {
+    let f = Fixture::new();
+    let codec = TestCodec;
+    let cmds = Commands::new(&f.index, &codec);
+    let text = |r: &stage_index::command::Reply| -> Vec<String> {
+        r.problems.iter().map(ToString::to_string).collect()
+    };
+    let r = cmds.handle("x?rank=cb", &Value::Int(0));
+    assert!(matches!(r.problems[..], [Problem::BadTarget { .. }]));
+    assert_eq!(r.value, Value::Nil);
+    assert!(!r.wrote);
+    let r = cmds.handle("s?rank/9=cb", &tbl![("A", tbl![("i", 1)])]);
+    assert!(text(&r)[0].contains("no such tier \"9\""), "{:?}", text(&r));
+    let r = cmds.handle("s?rank=cb", &Value::Int(1));
+    assert!(matches!(r.problems[..], [Problem::BadArgument { .. }]));
+    assert_eq!(r.value, Value::Nil);
+    // Per entry: a bad score and a non-table entry are left out; the good one is stored.
+    let r = cmds.handle(
+        "s?rank=cb",
+        &tbl![("A", tbl![("i", 0.5)]), ("B", 3), ("C", tbl![("i", 1)])],
+    );
+    assert_eq!(norm(r.value.clone()), tbl![("C", 1)]);
+    let t = text(&r);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(
+        t[0].contains("ID \"A\"") && t[0].contains("the float 0.5"),
+        "{t:?}"
+    );
+    assert!(
+        t[1].contains("ID \"B\"") && t[1].contains("must be a table"),
+        "{t:?}"
+    );
+    assert!(r.wrote);
+    // The all-tiers path where one tier is needed, and malformed query arguments.
+    let r = cmds.handle("f?rank/=cb", &list(vec![1.into(), 2.into()]));
+    assert!(matches!(r.problems[..], [Problem::NeedsTier { .. }]));
+    assert_eq!(r.value, tbl![]);
+    let r = cmds.handle("s?rank/=cb", &tbl![("C", tbl![("i", 2)])]);
+    assert!(text(&r)[0].contains("needs a single tier"));
+    let r = cmds.handle("r?rank=cb", &list(vec![Value::Bool(true)]));
+    assert!(matches!(r.problems[..], [Problem::BadArgument { .. }]));
+    let r = cmds.handle("f?rank=cb", &st("top"));
+    assert!(matches!(r.problems[..], [Problem::BadArgument { .. }]));
+    let r = cmds.handle("g?rank=cb", &list(vec![st("C"), 7.into()]));
+    assert_eq!(r.problems.len(), 1);
+    let r = cmds.handle("cb", &Value::Int(3));
+    assert!(matches!(r.problems[..], [Problem::NotABatch(_)]));
+    let r = cmds.handle("cb", &tbl![("nonsense", 1), ("t?rank", 0)]);
+    assert_eq!(r.value, tbl![("t?rank", 1)]);
+    assert!(matches!(r.problems[..], [Problem::BadTarget { .. }]));
+    // A file name that cannot be a path is a file problem.
+    let r = cmds.handle("g?../up/1=cb", &st("A"));
+    assert!(matches!(r.problems[..], [Problem::File { .. }]));
+    // Nothing but C was stored.
+    f.check("t?rank=cb", 0.into(), 1.into());
+    f.check(
+        "g?rank=cb",
+        list(vec![st("A"), st("C")]),
+        tbl![
+            ("A", tbl![]),
+            ("C", tbl![("I", list(vec![di(1, 1.into())]))])
+        ],
+    );
+}
+
+#[test]
+fn one_message_updates_several_files_and_reads_its_own_writes() {
+    let f = Fixture::new();
+    f.check(
+        "cb",
+        tbl![
+            ("#1.set:a", tbl![("X", tbl![("i", 5), ("v", "x")])]),
+            ("#2.set:b", tbl![("Y", tbl![("i", 6)])]),
+            ("#3.forEach:a", list(vec![1.into(), 5.into()])),
+            ("#4.del:b", st("Y")),
+            ("#5.total:b", 0),
+        ],
+        tbl![
+            ("#1.set:a", tbl![("X", 1)]),
+            ("#2.set:b", tbl![("Y", 1)]),
+            ("#3.forEach:a", tbl![(1, row("X", "x".into(), 5.into(), 1))]),
+            ("#4.del:b", tbl![("Y", true)]),
+            ("#5.total:b", 1),
+        ],
+    );
+    let f = f.reopen();
+    f.check("t?a/1=cb", 0.into(), 1.into());
+    f.check("g?b=cb", st("Y"), tbl![("Y", tbl![])]);
 }

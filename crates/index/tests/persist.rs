@@ -428,3 +428,23 @@ fn sigkill_mid_stream_loses_no_acknowledged_set() {
     drop(r);
     assert_eq!(dump(&f).1[1], base);
 }
+
+#[test]
+fn a_writer_larger_than_one_group_write_reopens_identically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let before = {
+        let f = IndexFile::open(&config(dir.path()), "big").expect("open");
+        let mut w = f.write();
+        for i in 0..40_000i64 {
+            let u = upd(Some(&"v".repeat(40)), &[(1, Score::Int(i % 997))]);
+            w.set(format!("id{i}").as_bytes(), &u, TierSel::All)
+                .expect("set");
+        }
+        w.commit().expect("commit");
+        assert!(f.log_bytes() > 2 * stage_index::GROUP_BYTES as u64);
+        dump(&f)
+    };
+    let f = IndexFile::open(&config(dir.path()), "big").expect("reopen");
+    assert_eq!(f.load_report().log_records, 40_000);
+    assert_eq!(dump(&f), before);
+}

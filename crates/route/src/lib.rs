@@ -13,6 +13,8 @@
 //! [`Route::accept`], [`Route::advance`], …), [`Event`]s come out ([`Route::drain_events`]) for
 //! the host to turn into Lua messages, and [`Route::next_due`] tells the host when to call
 //! [`Route::advance`] next. Time is only the `now` in milliseconds passed to every call.
+//!
+//! [`RouteService`] runs the engine as the `=route` service of a node (module [`service`]).
 
 pub mod config;
 pub mod engine;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod event;
 pub mod key;
 pub mod registry;
+pub mod service;
 pub mod token;
 
 pub use config::RouteConfig;
@@ -27,4 +30,5 @@ pub use engine::Route;
 pub use error::RouteError;
 pub use event::{Event, FailReason, Published};
 pub use registry::Entry;
+pub use service::RouteService;
 pub use token::{Answer, Token};

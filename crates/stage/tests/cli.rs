@@ -194,8 +194,15 @@ fn bench_measures_messages_calls_and_timers() {
     let lines = out.lines();
     assert_eq!(lines.len(), 4, "{}\n{}", out.stdout, out.stderr);
     assert!(lines[0].starts_with("stage bench: 20000 messages"));
-    for (line, what) in lines[1..].iter().zip(["self-messages", "synchronous :msg calls", "timers fired"]) {
-        assert!(line.starts_with(what) && line.contains(" /s ") && line.ends_with("ns each"), "{line}");
+    for (line, what) in
+        lines[1..]
+            .iter()
+            .zip(["self-messages", "synchronous :msg calls", "timers fired"])
+    {
+        assert!(
+            line.starts_with(what) && line.contains(" /s ") && line.ends_with("ns each"),
+            "{line}"
+        );
     }
     assert_eq!(out.code, Some(0));
 }

@@ -11,6 +11,8 @@
 //! [`Ticket::next_due`] tells the host when to call [`Ticket::advance`] next — there is no
 //! polling.
 //!
+//! [`TicketService`] runs the engine as the `=ticket` service of a node (module [`service`]).
+//!
 //! Message keys are split by [`key::parse`]; the shape of the values (one integer, several
 //! values, a table) completes the choice as [`key::Key`] documents.
 //!
@@ -31,6 +33,7 @@ mod hash;
 pub mod id;
 pub mod key;
 pub mod millis;
+pub mod service;
 
 pub use category::CategoryStats;
 pub use config::TicketConfig;
@@ -38,3 +41,4 @@ pub use engine::Ticket;
 pub use error::TicketError;
 pub use event::{CancelReason, Cancellation, Event, Feedback, Outcome, Rejection, Renewal};
 pub use id::RequestId;
+pub use service::TicketService;
