@@ -19,12 +19,22 @@ pub struct Message {
 }
 
 /// The return address of a message: `_WAITFOR[1]` and `_WAITFOR[2]` at its receiver.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Sender {
     /// The opaque reply address of the sending instance.
     pub address: Arc<str>,
     /// The sender's stage id; `None` when it expects no reply (sender without id, replies).
     pub stage: Option<Arc<str>>,
+}
+
+impl Sender {
+    /// The payload key of message `msg` for the sender's stage (`msg` itself when it has no id).
+    pub fn key(&self, msg: &str) -> String {
+        match &self.stage {
+            Some(stage) => format!("{stage}:{msg}"),
+            None => msg.to_string(),
+        }
+    }
 }
 
 impl Message {

@@ -14,39 +14,22 @@ use crate::registry::Entry;
 use crate::RouteConfig;
 use stage_core::service::{Service, ServiceContext};
 use stage_core::{value, Args, Message, Sender, Value};
-use std::sync::Arc;
 
 /// A stage instance: its reply address and its stage id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Peer {
-    /// The instance's reply address.
-    pub address: Arc<str>,
-    /// Its stage id; `None` for a stage without one.
-    pub stage: Option<Arc<str>>,
-}
+pub type Peer = Sender;
 
-impl Peer {
-    /// The payload key of message `msg` for this peer's stage.
-    fn key(&self, msg: &str) -> String {
-        match &self.stage {
-            Some(stage) => format!("{stage}:{msg}"),
-            None => msg.to_owned(),
-        }
-    }
-
-    /// Sends `values` to this peer's `msg` handler with `reply_to` as return address; false
-    /// when nobody has the address.
-    fn send(
-        &self,
-        ctx: &ServiceContext,
-        msg: &str,
-        values: Args,
-        reply_to: Option<Sender>,
-    ) -> bool {
-        let mut message = Message::new(self.key(msg), values);
-        message.sender = reply_to;
-        ctx.send_to(&self.address, message)
-    }
+/// Sends `values` to `peer`'s `msg` handler with `reply_to` as return address; false when
+/// nobody has the address.
+fn send_to_peer(
+    ctx: &ServiceContext,
+    peer: &Peer,
+    msg: &str,
+    values: Args,
+    reply_to: Option<Sender>,
+) -> bool {
+    let mut message = Message::new(peer.key(msg), values);
+    message.sender = reply_to;
+    ctx.send_to(&peer.address, message)
 }
 
 /// Why a message was refused; it is logged and nothing changes.
@@ -107,7 +90,7 @@ impl RouteService {
             ..
         } = message;
         let text = key.get(skip..).unwrap_or_default();
-        let peer = sender.map(|Sender { address, stage }| Peer { address, stage });
+        let peer = sender;
         if text != "@" {
             let publisher = peer.ok_or_else(|| Refused::NoSender(key.clone()))?;
             self.engine.publish(now, publisher, text, values)?;
@@ -199,7 +182,13 @@ impl RouteService {
                 };
                 for (to, token) in probes {
                     let values = [Value::str(target.as_bytes()), Value::str(token.to_string())];
-                    if !to.send(ctx, &msg, Args::from_iter(values), Some(service.clone())) {
+                    if !send_to_peer(
+                        ctx,
+                        &to,
+                        &msg,
+                        Args::from_iter(values),
+                        Some(service.clone()),
+                    ) {
                         if let Err(e) = self.engine.probe_failed(now, token) {
                             tracing::debug!(target: "route", "{e}");
                         }
@@ -219,7 +208,7 @@ impl RouteService {
                 };
                 for callback in callbacks {
                     let values = with_key(&request_key, &payload);
-                    to.send(ctx, &callback, values, Some(publisher.clone()));
+                    send_to_peer(ctx, &to, &callback, values, Some(publisher.clone()));
                 }
             }
             Event::Failed {
@@ -230,7 +219,13 @@ impl RouteService {
                 reason,
             } => match callback {
                 Some(callback) => {
-                    publisher.send(ctx, &callback, with_key(&request_key, &payload), None);
+                    send_to_peer(
+                        ctx,
+                        &publisher,
+                        &callback,
+                        with_key(&request_key, &payload),
+                        None,
+                    );
                 }
                 None => tracing::debug!(target: "route", "{request_key} dropped: {reason:?}"),
             },

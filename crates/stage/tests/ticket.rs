@@ -173,21 +173,22 @@ stage.signal("ticket:odbc=work", "C")
         "{}",
         out.stdout
     );
-    // Never early; late only by scheduling on a loaded machine (the windows still tell the
-    // 1 s hold from the 3 s renewal).
-    assert!((1000..2000).contains(&field(lines[0], 1)), "{}", out.stdout);
+    // Times are taken in the callbacks, which run a little after the service's grant, so a gap
+    // between two callbacks may read a few ms short of the hold; late only by scheduling on a
+    // loaded machine (the windows still tell the 1 s hold from the 3 s renewal).
+    assert!((990..2000).contains(&field(lines[0], 1)), "{}", out.stdout);
     assert!(
         lines[1].starts_with("cancel\tcancel\tA\tapp:work\t"),
         "{}",
         out.stdout
     );
-    assert!((1000..2000).contains(&field(lines[1], 4)), "{}", out.stdout);
+    assert!((990..2000).contains(&field(lines[1], 4)), "{}", out.stdout);
     assert!(
         lines[2].starts_with("cancel\tcancel\tB\tapp:work\t"),
         "{}",
         out.stdout
     );
-    assert!((3000..4000).contains(&field(lines[2], 4)), "{}", out.stdout);
+    assert!((2990..4000).contains(&field(lines[2], 4)), "{}", out.stdout);
     let warns = warnings(&out);
     assert_eq!(warns.len(), 1, "{}", out.stderr);
     assert!(warns[0].contains("`2.5` is not an integral number of milliseconds"));

@@ -22,34 +22,17 @@ use crate::TicketConfig;
 use stage_core::address::Scope;
 use stage_core::service::{Service, ServiceContext};
 use stage_core::{value, Args, Message, Sender, Table, Value};
-use std::sync::Arc;
 
 /// A requester: the reply address of the stage instance that sent a request, and its stage id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Requester {
-    /// The instance's reply address.
-    pub address: Arc<str>,
-    /// Its stage id; `None` for a stage without one.
-    pub stage: Option<Arc<str>>,
-}
+pub type Requester = Sender;
 
-impl Requester {
-    /// The payload key of message `msg` for this requester's stage.
-    fn key(&self, msg: &str) -> String {
-        match &self.stage {
-            Some(stage) => format!("{stage}:{msg}"),
-            None => msg.to_owned(),
-        }
-    }
-
-    /// A callback id qualified with this requester's stage id, unless it names a stage already
-    /// (ticket.md §5.1 rule 3).
-    fn qualify(&self, callback: &str) -> String {
-        if callback.contains(':') {
-            callback.to_owned()
-        } else {
-            self.key(callback)
-        }
+/// A callback id qualified with the requester's stage id, unless it names a stage already
+/// (ticket.md §5.1 rule 3).
+fn qualify(requester: &Requester, callback: &str) -> String {
+    if callback.contains(':') {
+        callback.to_owned()
+    } else {
+        requester.key(callback)
     }
 }
 
@@ -107,14 +90,14 @@ impl TicketService {
             ..
         } = message;
         let text = full_key.get(skip..).unwrap_or_default();
-        let requester = sender.map(|Sender { address, stage }| Requester { address, stage });
+        let requester = sender;
         let values_refused = |expected| Refused::Values {
             key: full_key.clone(),
             expected,
         };
         let feedback_to = |requester: &Requester, fb: Option<&str>| {
             fb.map(|fb| Feedback {
-                callback: requester.qualify(fb),
+                callback: qualify(&requester, fb),
                 key: full_key.clone(),
             })
         };
@@ -125,7 +108,7 @@ impl TicketService {
                 feedback,
             } => {
                 let requester = requester.ok_or_else(|| Refused::NoRequester(full_key.clone()))?;
-                let callback = requester.qualify(callback);
+                let callback = qualify(&requester, callback);
                 let feedback = feedback_to(&requester, feedback);
                 let outcome = self
                     .engine
@@ -144,7 +127,7 @@ impl TicketService {
                     match label {
                         value::Key::Str(s) if s.is_empty() => echo = Some(one),
                         _ => {
-                            entries.push((requester.qualify(&label_text(label)), one));
+                            entries.push((qualify(&requester, &label_text(label)), one));
                             labels.push(label.clone());
                         }
                     }
