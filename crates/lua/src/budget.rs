@@ -81,7 +81,7 @@ pub fn install(
 /// (`is_budget` tells them apart). Called once per state, after the runtime took the originals.
 pub fn uncatchable(lua: &Lua) -> mlua::Result<()> {
     const WRAP: &str = r#"
-local is_budget, pcall, xpcall, resume, error, select = ...
+local is_budget, pcall, xpcall, resume, error = ...
 local function pass(ok, ...)
   if not ok and is_budget((...)) then error((...), 0) end
   return ok, ...
@@ -116,6 +116,5 @@ coroutine.resume = function (co, ...) return pass(resume(co, ...)) end
         globals.get::<mlua::Function>("xpcall")?,
         coroutine.get::<mlua::Function>("resume")?,
         globals.get::<mlua::Function>("error")?,
-        globals.get::<mlua::Function>("select")?,
     ))
 }

@@ -79,10 +79,17 @@ fn wrapper(lua: &Lua) -> mlua::Result<mlua::Function> {
         .call((describe, pcall, error))
 }
 
-/// Wraps every function of `table` (and its metatable's `__index`, `__newindex`) so that it
-/// raises string errors.
-pub fn wrap_table(lua: &Lua, table: &Table) -> mlua::Result<()> {
+/// Wraps every function of each table (and of its metatable's `__index`, `__newindex`) so
+/// that it raises string errors.
+pub fn wrap_tables(lua: &Lua, tables: &[&Table]) -> mlua::Result<()> {
     let wrap = wrapper(lua)?;
+    for table in tables {
+        wrap_table(&wrap, table)?;
+    }
+    Ok(())
+}
+
+fn wrap_table(wrap: &mlua::Function, table: &Table) -> mlua::Result<()> {
     let functions: Vec<(LuaValue, mlua::Function)> = table
         .pairs::<LuaValue, LuaValue>()
         .filter_map(|p| match p {

@@ -47,6 +47,17 @@ pub struct Drained {
     pub sent: u64,
 }
 
+impl LocalSender {
+    /// The sender a queue entry records (an unknown code means nobody).
+    fn from_code(code: u8) -> LocalSender {
+        match code {
+            0 => LocalSender::Stage,
+            1 => LocalSender::AutoReply,
+            _ => LocalSender::Nobody,
+        }
+    }
+}
+
 impl FastPath {
     /// Loads the fast path into the stage's state and makes it `stage.signal`.
     pub fn install(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<FastPath> {
@@ -100,7 +111,7 @@ impl FastPath {
         let slow_deliver =
             lua.create_function(move |lua, (msg, sender, args): (String, u8, MultiValue)| {
                 if let Some(stage) = weak.upgrade() {
-                    stage.deliver_local(lua, &msg, sender, args);
+                    stage.deliver_local(lua, &msg, LocalSender::from_code(sender), args);
                 }
                 Ok(())
             })?;

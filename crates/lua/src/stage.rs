@@ -240,14 +240,14 @@ impl Stage {
 
     /// Handles a message this stage sent itself that the fast path could not (a handler that is
     /// not plain, or no exact match).
-    pub fn deliver_local(&self, lua: &Lua, msg_id: &str, sender: u8, values: MultiValue) {
+    pub fn deliver_local(&self, lua: &Lua, msg_id: &str, sender: LocalSender, values: MultiValue) {
         let sender = match sender {
-            0 => Some(self.sender()),
-            1 => Some(Sender {
+            LocalSender::Stage => Some(self.sender()),
+            LocalSender::AutoReply => Some(Sender {
                 address: self.address.clone(),
                 stage: None,
             }),
-            _ => None,
+            LocalSender::Nobody => None,
         };
         self.deliver_values(lua, msg_id, sender.as_ref(), values, &[]);
     }

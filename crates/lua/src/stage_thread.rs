@@ -154,7 +154,7 @@ fn run(
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            if handled % 64 == 0
+            if handled.is_multiple_of(64)
                 && (Instant::now() >= batch_end
                     || stage.next_due().is_some_and(|d| d <= stage.now()))
             {

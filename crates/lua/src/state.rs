@@ -42,9 +42,7 @@ pub fn new_state() -> mlua::Result<Lua> {
     let process = api::process::install(&lua)?;
     let thread = api::thread::install(&lua)?;
     let logger = api::logger::install(&lua)?;
-    for table in [&stage, &bundle, &process, &thread, &logger] {
-        errors::wrap_table(&lua, table)?;
-    }
+    errors::wrap_tables(&lua, &[&stage, &bundle, &process, &thread, &logger])?;
     // The sample distribution's aliases (runtime.md §5.2): stage.json is bundle.json, …
     for pair in bundle.pairs::<mlua::Value, mlua::Value>() {
         let (k, v) = pair?;

@@ -86,11 +86,10 @@ impl RouteService {
         let Message {
             key,
             values,
-            sender,
+            sender: peer,
             ..
         } = message;
         let text = key.get(skip..).unwrap_or_default();
-        let peer = sender;
         if text != "@" {
             let publisher = peer.ok_or_else(|| Refused::NoSender(key.clone()))?;
             self.engine.publish(now, publisher, text, values)?;

@@ -86,18 +86,17 @@ impl TicketService {
         let Message {
             key: full_key,
             values,
-            sender,
+            sender: requester,
             ..
         } = message;
         let text = full_key.get(skip..).unwrap_or_default();
-        let requester = sender;
         let values_refused = |expected| Refused::Values {
             key: full_key.clone(),
             expected,
         };
         let feedback_to = |requester: &Requester, fb: Option<&str>| {
             fb.map(|fb| Feedback {
-                callback: qualify(&requester, fb),
+                callback: qualify(requester, fb),
                 key: full_key.clone(),
             })
         };
