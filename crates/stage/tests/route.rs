@@ -160,13 +160,13 @@ fn no_subscriber_fails_at_once_and_an_unanswered_probe_fails_after_the_timeout()
         r#"
 sent = nil
 stage.waitfor("r_fail", function (request_key, value)
-  print("ROUTE FAIL", request_key, value, ms() - sent < 250)   -- at once: well before a probe timeout
+  print("ROUTE FAIL", request_key, value, ms() - sent < 250 or ms() - sent)   -- at once: well before a probe timeout
   sent = ms()
   stage.signal("route:chat!on_fail", "y")
 end)
 stage.waitfor("on_fail", function (request_key, value)
   local took = ms() - sent
-  print("on_fail", request_key, value, took >= 300 and took < 1000)   -- the 300 ms probe timeout, late only by load
+  print("on_fail", request_key, value, (took >= 298 and took < 5000) or took)   -- the 300 ms probe timeout (ms clocks round), late only by load
   stage.exit()
 end)
 stage.waitfor("ready", function () sent = ms() stage.signal("route:login!r_fail", "HELLO") end)
