@@ -4,6 +4,7 @@
 use crate::message::Message;
 use crate::router::{Mailbox, PostError};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,6 +14,9 @@ pub enum Inbound {
     Message(Message),
     /// Nothing to handle: look at the stop flag and the clock again.
     Wake,
+    /// A command from another thread of the same process, in order with the messages (the
+    /// reading thread knows its type).
+    Control(Box<dyn Any + Send>),
 }
 
 /// The posting end of a bounded mailbox.
@@ -39,16 +43,27 @@ impl ChannelMailbox {
     pub fn wake(&self) {
         let _ = self.tx.try_send(Inbound::Wake);
     }
+
+    /// Queues a command for the reading thread, after the messages already posted.
+    pub fn control(&self, command: Box<dyn Any + Send>) -> Result<(), PostError> {
+        self.tx
+            .try_send(Inbound::Control(command))
+            .map_err(|e| self.post_error(e))
+    }
+
+    fn post_error<T>(&self, e: TrySendError<T>) -> PostError {
+        match e {
+            TrySendError::Full(_) => PostError::Full(self.name.clone(), self.capacity),
+            TrySendError::Disconnected(_) => PostError::Closed(self.name.clone()),
+        }
+    }
 }
 
 impl Mailbox for ChannelMailbox {
     fn post(&self, message: Message) -> Result<(), PostError> {
         self.tx
             .try_send(Inbound::Message(message))
-            .map_err(|e| match e {
-                TrySendError::Full(_) => PostError::Full(self.name.clone(), self.capacity),
-                TrySendError::Disconnected(_) => PostError::Closed(self.name.clone()),
-            })
+            .map_err(|e| self.post_error(e))
     }
 }
 

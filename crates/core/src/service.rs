@@ -92,7 +92,7 @@ fn run(service: &mut dyn Service, ctx: &ServiceContext, rx: &Receiver<Inbound>, 
         };
         match rx.recv_timeout(wait) {
             Ok(Inbound::Message(m)) => service.handle(m, ctx),
-            Ok(Inbound::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Inbound::Wake | Inbound::Control(_)) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }

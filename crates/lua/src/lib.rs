@@ -8,11 +8,14 @@ pub mod errors;
 pub mod fastpath;
 pub mod handlers;
 pub mod process;
+pub mod sandbox;
 pub mod scripts;
 pub mod stage;
 pub mod stage_thread;
 pub mod state;
+pub mod store;
 pub mod timers;
+pub mod worker;
 
 pub use process::{Limits, Node, ProcessContext, ProcessSettings};
 pub use stage_thread::{prepare, spawn, PreparedStage, StageHandle, StageSpec};

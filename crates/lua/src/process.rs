@@ -3,6 +3,8 @@
 //! arguments — and their way out to the node (router, metrics, shutdown).
 
 use crate::scripts::{ScriptCache, SearchPath};
+use crate::store::ProcessStore;
+use crate::worker::{Job, WorkerPool};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value as Json};
 use stage_config::{ConfigError, LuaSettings};
@@ -10,7 +12,7 @@ use stage_core::metrics::Metrics;
 use stage_core::router::Router;
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Limits that protect a process from its scripts (`#limits`, decision 25).
 #[derive(Clone, Debug)]
@@ -23,8 +25,14 @@ pub struct Limits {
     pub timers_per_stage: usize,
     /// How long one invocation on a stage thread may run (0 = unlimited).
     pub stage_budget_ms: u64,
+    /// How long one worker job may run (0 = unlimited).
+    pub job_budget_ms: u64,
     /// The memory cap of each Lua state, in bytes (0 = none).
     pub lua_memory_bytes: usize,
+    /// Worker threads of the process (`#threads[0]`).
+    pub workers: usize,
+    /// Outstanding jobs the worker pool accepts (`#threads[1]`).
+    pub job_queue: usize,
 }
 
 impl Default for Limits {
@@ -34,7 +42,10 @@ impl Default for Limits {
             mailbox: 100_000,
             timers_per_stage: 2048,
             stage_budget_ms: 2000,
+            job_budget_ms: 30_000,
             lua_memory_bytes: 256 << 20,
+            workers: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            job_queue: 100_000,
         }
     }
 }
@@ -82,6 +93,10 @@ pub struct ProcessContext {
     /// Keys recorded by `stage.once`.
     pub once: Mutex<HashSet<String>>,
     pub scripts: ScriptCache,
+    /// The process store (`*NAME` globals and `__`).
+    pub store: Arc<ProcessStore>,
+    /// The worker pool, started by the first job.
+    workers: OnceLock<WorkerPool>,
     pub node: Arc<Node>,
 }
 
@@ -105,8 +120,39 @@ impl ProcessContext {
             search: RwLock::new(SearchPath::from(&lua)),
             preload: RwLock::new(lua.preload),
             once: Mutex::new(HashSet::new()),
+            store: Arc::default(),
+            workers: OnceLock::new(),
             node,
         }))
+    }
+
+    /// Queues a job on the worker pool, starting the pool first if needed.
+    pub fn submit(self: &Arc<Self>, job: Job) -> mlua::Result<()> {
+        let pool = match self.workers.get() {
+            Some(pool) => pool,
+            None => {
+                let mut started = Ok(());
+                let pool = self.workers.get_or_init(|| {
+                    let limits = &self.limits;
+                    WorkerPool::start(self, limits.workers, limits.job_queue).unwrap_or_else(|e| {
+                        started = Err(e);
+                        WorkerPool::stopped()
+                    })
+                });
+                started.map_err(|e| {
+                    mlua::Error::runtime(format!("cannot start the worker threads: {e}"))
+                })?;
+                pool
+            }
+        };
+        pool.submit(job).map_err(mlua::Error::external)
+    }
+
+    /// Stops the worker pool, if it was started.
+    pub fn stop_workers(&self) {
+        if let Some(pool) = self.workers.get() {
+            pool.stop();
+        }
     }
 
     /// The script search path as the Lua configuration says now.

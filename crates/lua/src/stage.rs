@@ -11,12 +11,16 @@ use crate::fastpath::{FastPath, LocalSender};
 use crate::handlers::{Handler, Handlers, Shipped};
 use crate::process::ProcessContext;
 use crate::timers::Timers;
+use crate::worker::Origin;
 use mlua::{Lua, MultiValue, Value as LuaValue};
 use prometheus_client::metrics::counter::Counter;
 use stage_core::address::reply_id;
+use stage_core::mailbox::ChannelMailbox;
 use stage_core::matching;
 use stage_core::{Message, Sender, Value};
+use std::any::Any;
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -71,8 +75,32 @@ pub struct Stage {
     pub counters: StageCounters,
     /// Counts the invocations the runtime starts (see [`crate::budget`]).
     pub progress: Progress,
+    /// This instance's mailbox, where its jobs send their messages and commands.
+    pub mailbox: Arc<ChannelMailbox>,
+    /// `thread.new` callbacks whose job has ended, with when they are removed (monotonic ms).
+    expiring: RefCell<VecDeque<(u64, String)>>,
     started: Instant,
 }
+
+/// What a job asks of the stage it acts for (in order with the messages it sends).
+pub enum StageCommand {
+    /// `stage.waitfor(name, fn, ...)` in a job: registers shipped bytecode; `args` `None` keeps
+    /// earlier registration arguments.
+    Register {
+        name: String,
+        code: Arc<[u8]>,
+        args: Option<Vec<Value>>,
+    },
+    /// `stage.waitfor(name, nil)` in a job.
+    Unregister(String),
+    /// `stage.waitfor(name, v, ...)` in a job.
+    SetArgs { name: String, args: Vec<Value> },
+    /// A `thread.new` job ended: its callback goes [`THREAD_CALLBACK_LINGER_MS`] later.
+    ThreadDone(String),
+}
+
+/// How long a `thread.new` callback stays registered after its job ended (`runtime.md` §9.8).
+pub const THREAD_CALLBACK_LINGER_MS: u64 = 1000;
 
 impl Stage {
     /// A stage with no handlers yet; `env` is its private global table.
@@ -82,6 +110,7 @@ impl Stage {
         process: Arc<ProcessContext>,
         env: mlua::Table,
         tag: u64,
+        mailbox: Arc<ChannelMailbox>,
     ) -> Stage {
         let counters = StageCounters::new(&process, id.as_deref().unwrap_or(""));
         let timers = Timers::new(tag, process.limits.timers_per_stage);
@@ -97,6 +126,8 @@ impl Stage {
             in_sync_call: Cell::new(false),
             counters,
             progress: Progress::default(),
+            mailbox,
+            expiring: RefCell::new(VecDeque::new()),
             started: Instant::now(),
         }
     }
@@ -111,6 +142,40 @@ impl Stage {
         Sender {
             address: self.address.clone(),
             stage: self.id.clone(),
+        }
+    }
+
+    /// Whom the jobs this stage starts act for.
+    pub fn origin(&self) -> Origin {
+        Origin {
+            id: self.id.clone(),
+            address: self.address.clone(),
+            mailbox: self.mailbox.clone(),
+        }
+    }
+
+    /// Carries out a command from a job acting for this stage.
+    pub fn command(&self, lua: &Lua, command: Box<dyn Any + Send>) {
+        let Ok(command) = command.downcast::<StageCommand>() else {
+            return tracing::error!(
+                "stage '{}': a command of an unknown kind was dropped",
+                self.id.as_deref().unwrap_or("")
+            );
+        };
+        let done = match *command {
+            StageCommand::Register { name, code, args } => {
+                Shipped::load(lua, code, &self.env).and_then(|f| self.register(name, f, args))
+            }
+            StageCommand::Unregister(name) => self.unregister(&name).map(|_| ()),
+            StageCommand::SetArgs { name, args } => self.set_args(&name, args).map(|_| ()),
+            StageCommand::ThreadDone(name) => {
+                let at = self.now() + THREAD_CALLBACK_LINGER_MS;
+                self.expiring.borrow_mut().push_back((at, name));
+                Ok(())
+            }
+        };
+        if let Err(e) = done {
+            report_error(lua, &e);
         }
     }
 
@@ -382,6 +447,22 @@ impl Stage {
         if idle_due {
             self.run_idle(lua);
         }
+        loop {
+            let due = self
+                .expiring
+                .borrow()
+                .front()
+                .is_some_and(|(at, _)| *at <= now);
+            if !due {
+                break;
+            }
+            let gone = self.expiring.borrow_mut().pop_front();
+            if let Some((_, name)) = gone {
+                if let Err(e) = self.unregister(&name) {
+                    report_error(lua, &e);
+                }
+            }
+        }
     }
 
     fn run_task(&self, lua: &Lua, task: &crate::timers::Task) -> Option<i64> {
@@ -431,10 +512,11 @@ impl Stage {
     /// The next monotonic time something is due (timer or idle function).
     pub fn next_due(&self) -> Option<u64> {
         let timer = self.timers.borrow_mut().next_due();
-        match (timer, self.idle_due.get()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let expiry = self.expiring.borrow().front().map(|(at, _)| *at);
+        [timer, self.idle_due.get(), expiry]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -448,7 +530,7 @@ fn registration_args(lua: &Lua, handler: &Handler, env: &mlua::Table) -> mlua::R
 }
 
 /// `n > 0` reschedules after `n` ms; anything else stops (decisions 6); a non-number warns.
-fn reschedule_delay(result: Option<&LuaValue>, what: &str) -> Option<i64> {
+pub fn reschedule_delay(result: Option<&LuaValue>, what: &str) -> Option<i64> {
     match result {
         Some(LuaValue::Integer(n)) if *n > 0 => Some(*n),
         Some(LuaValue::Number(n)) if *n >= 1.0 => Some(*n as i64),

@@ -80,8 +80,9 @@ impl PreparedStage {
             rx,
         } = self;
         let name = format!("stage {}", spec.id.as_deref().unwrap_or(""));
+        let own = mailbox.clone();
         MailboxThread::spawn(name, mailbox, move |stop| {
-            run(spec, process.clone(), address.clone(), tag, rx, stop);
+            run(spec, process.clone(), (address.clone(), own), tag, rx, stop);
             process.node.router.unregister(&address);
         })
     }
@@ -99,21 +100,21 @@ pub fn spawn(
 fn run(
     spec: StageSpec,
     process: Arc<ProcessContext>,
-    address: Arc<str>,
+    (address, mailbox): (Arc<str>, Arc<ChannelMailbox>),
     tag: u64,
     rx: Receiver<Inbound>,
     stop: &AtomicBool,
 ) {
     let id = spec.id.as_deref().unwrap_or("");
     let setup = || -> mlua::Result<(Lua, Rc<Stage>)> {
-        let lua = state::new_state()?;
-        let env = state::private_globals(&lua)?;
+        let (lua, sandbox) = state::new_state(&process)?;
         let stage = Rc::new(Stage::new(
             spec.id.as_deref().map(Arc::from),
             address,
             process.clone(),
-            env,
+            sandbox.env.clone(),
             tag,
+            mailbox.clone(),
         ));
         lua.set_app_data(stage.clone());
         let fast = FastPath::install(&lua, &stage)?;
@@ -147,9 +148,7 @@ fn run(
         let local_left = drain_local(&lua, &stage, batch_end);
         let mut handled = 0u32;
         while let Ok(inbound) = rx.try_recv() {
-            if let Inbound::Message(m) = inbound {
-                stage.deliver(&lua, m, wall_ms);
-            }
+            handle(&lua, &stage, inbound);
             handled += 1;
             if stop.load(Ordering::Relaxed) {
                 return;
@@ -179,10 +178,18 @@ fn run(
             continue;
         }
         match rx.recv_timeout(wait) {
-            Ok(Inbound::Message(m)) => stage.deliver(&lua, m, wall_ms),
-            Ok(Inbound::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(inbound) => handle(&lua, &stage, inbound),
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+    }
+}
+
+fn handle(lua: &Lua, stage: &Stage, inbound: Inbound) {
+    match inbound {
+        Inbound::Message(m) => stage.deliver(lua, m, wall_ms),
+        Inbound::Control(command) => stage.command(lua, command),
+        Inbound::Wake => {}
     }
 }
 
@@ -261,7 +268,8 @@ impl Boot {
             return report_error(lua, &e);
         }
         stage.progress.bump();
-        let Some((_, result)) = api::stage::run_script(lua, stage, &file) else {
+        let Some((_, result)) = api::stage::run_script(lua, &stage.process, &stage.env, &file)
+        else {
             tracing::warn!(
                 target: "lua",
                 "stage '{}': main script '{name}' ({file}) is not found or does not compile; the stage idles and retries when the file changes",

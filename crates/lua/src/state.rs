@@ -5,13 +5,19 @@ use crate::api;
 use crate::errors;
 use crate::handlers::WarnedPrototypes;
 use crate::process::ProcessContext;
-use mlua::{Lua, LuaOptions, StdLib, Table};
+use crate::sandbox::Sandbox;
+use mlua::{Lua, LuaOptions, StdLib};
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
 
-/// A new Lua state with the standard libraries and the API tables, before `%preload`.
-pub fn new_state() -> mlua::Result<Lua> {
+/// A new Lua state with the standard libraries, the API tables and the sandbox of `process`,
+/// before `%preload`; the process and the sandbox are in its app data.
+pub fn new_state(process: &Arc<ProcessContext>) -> mlua::Result<(Lua, Rc<Sandbox>)> {
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::new())?;
+    let store = process.store.clone();
     lua.set_app_data(WarnedPrototypes::default());
+    lua.set_app_data(process.clone());
     let globals = lua.globals();
     globals.set("print", lua.create_function(api::logger::print)?)?;
     let debug = lua.create_table()?;
@@ -31,11 +37,6 @@ pub fn new_state() -> mlua::Result<Lua> {
     )?;
     globals.set("debug", debug)?;
     lua.load(TEXT_ONLY_LOADERS).set_name("=stage").exec()?;
-    // The runtime reads and writes `_WAITFOR` in the globals as plain fields; a script-set
-    // metatable on `_G` (a strict mode, say) would turn those into calls.
-    lua.load("setmetatable(_G, { __metatable = false })")
-        .set_name("=stage")
-        .exec()?;
 
     let stage = api::stage::install(&lua)?;
     let bundle = crate::bundle::install(&lua)?;
@@ -61,7 +62,10 @@ pub fn new_state() -> mlua::Result<Lua> {
             Ok(())
         })?,
     )?;
-    Ok(lua)
+    // Last: it wraps the coroutine functions and protects `_G`'s metatable.
+    let sandbox = Rc::new(Sandbox::install(&lua, store)?);
+    lua.set_app_data(sandbox.clone());
+    Ok((lua, sandbox))
 }
 
 /// `load`, `loadfile` and `dofile` restricted to text chunks: bytecode enters a state only
@@ -79,28 +83,6 @@ _G.dofile = function (name)
   return f()
 end
 "#;
-
-/// The stage thread's private global table: unknown names fall through to the state's globals,
-/// and the runtime's own names (`_TRACEBACK`, `_WAITFOR`, `arg`) are written there too
-/// (clarification 31: they are not private globals).
-pub fn private_globals(lua: &Lua) -> mlua::Result<Table> {
-    const META: &str = r#"
-local base, rawset = ...
-local runtime = { _TRACEBACK = true, _WAITFOR = true, arg = true }
-return {
-  __index = base,
-  __newindex = function (t, k, v)
-    if runtime[k] then rawset(base, k, v) else rawset(t, k, v) end
-  end,
-}
-"#;
-    let globals = lua.globals();
-    let rawset: mlua::Function = globals.get("rawset")?;
-    let meta: Table = lua.load(META).set_name("=stage").call((globals, rawset))?;
-    let env = lua.create_table()?;
-    env.set_metatable(Some(meta))?;
-    Ok(env)
-}
 
 /// Runs `%preload` in the state's base environment (`runtime.md` §5.2): directories in byte-wise
 /// name order, `.lua` files executed, `.json` files listing more paths. Errors are logged.

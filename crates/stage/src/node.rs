@@ -117,6 +117,7 @@ fn watch_signals(stop: crossbeam_channel::Sender<()>) -> Result<(), NodeError> {
 
 /// What a started node runs.
 struct Running {
+    processes: Vec<Arc<ProcessContext>>,
     stages: Vec<StageHandle>,
     services: Vec<ServiceHandle>,
 }
@@ -131,10 +132,12 @@ fn start(
     args: &[String],
 ) -> Result<Running, NodeError> {
     let mut services = Vec::new();
+    let mut processes = Vec::new();
     let mut prepared = Vec::new();
     let mut tag = 0;
     for process in &config.processes {
         let context = ProcessContext::new(settings(config, process, program, args), node.clone())?;
+        processes.push(context.clone());
         let mut stages = Vec::new();
         for module in &process.modules {
             tag += 1;
@@ -176,7 +179,11 @@ fn start(
             stages.push(stage.start()?);
         }
     }
-    Ok(Running { stages, services })
+    Ok(Running {
+        processes,
+        stages,
+        services,
+    })
 }
 
 fn settings(
@@ -198,6 +205,9 @@ fn settings(
             mailbox: usize::try_from(limits.mailbox).unwrap_or(usize::MAX).max(1),
             timers_per_stage: usize::try_from(limits.timers_per_stage).unwrap_or(usize::MAX),
             stage_budget_ms: limits.stage_budget_ms,
+            job_budget_ms: limits.job_budget_ms,
+            workers: config.threads.workers,
+            job_queue: config.threads.queue,
             lua_memory_bytes: usize::try_from(limits.lua_memory_mib.saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
         },
@@ -208,6 +218,9 @@ fn settings(
 fn stop(running: Running) {
     for stage in &running.stages {
         stage.stop();
+    }
+    for process in &running.processes {
+        process.stop_workers();
     }
     let (done_tx, done_rx) = bounded::<()>(1);
     let joiner = std::thread::spawn(move || {

@@ -4,7 +4,7 @@
 //! `process.title` is kept per (virtual) process and shown in logs; changing the OS-visible title
 //! is left to the multi-process supervisor. Environment variables are process-wide.
 
-use super::current_stage;
+use super::current_process;
 use crate::bundle::json::{json_to_lua, parse_json};
 use mlua::{Lua, Table, Value as LuaValue};
 
@@ -36,8 +36,7 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
 static NOT_NULL: u8 = 0;
 
 fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
-    let stage = current_stage(lua)?;
-    let process = &stage.process;
+    let process = current_process(lua)?;
     Ok(match key {
         "id" => LuaValue::Integer(i64::from(std::process::id())),
         "tick" => LuaValue::Number(super::thread::tick()),
@@ -71,8 +70,7 @@ fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
 }
 
 fn write(lua: &Lua, key: &str, value: LuaValue) -> mlua::Result<()> {
-    let stage = current_stage(lua)?;
-    let process = &stage.process;
+    let process = current_process(lua)?;
     if key == "title" {
         *process.title.lock() = value.to_string()?;
         return Ok(());

@@ -1,15 +1,17 @@
 //! The `stage` table: `waitfor`, `signal`, `addtask`, `once`, `load`, `require`, `call`, `exit`
 //! (`runtime.md` §9, `messaging.md` §2–7).
 
-use super::{current_stage, wall_ms};
+use super::{current_process, current_sandbox, current_stage, wall_ms, Actor};
 use crate::convert;
 use crate::handlers::Shipped;
+use crate::process::ProcessContext;
 use crate::scripts::{split_name, Script};
 use crate::stage::Stage;
+use crate::stage::StageCommand;
+use crate::worker::{Job, JobFn, Origin};
 use mlua::{Function, Lua, MultiValue, Table, Value as LuaValue};
 use stage_core::address::{self, reply_id, Scope, Target};
 use stage_core::{Args, Message, Value};
-use std::rc::Rc;
 
 /// Creates the `stage` table.
 pub fn install(lua: &Lua) -> mlua::Result<Table> {
@@ -27,11 +29,11 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, (name, f): (String, Option<Function>)| require(lua, &name, f))?,
     )?;
     stage.set("call", lua.create_function(call)?)?;
+    stage.set("submit", lua.create_function(submit)?)?;
     stage.set(
         "exit",
         lua.create_function(|lua, ()| {
-            let stage = current_stage(lua)?;
-            (stage.process.node.shutdown)();
+            (current_process(lua)?.node.shutdown)();
             Ok(())
         })?,
     )?;
@@ -41,7 +43,10 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
 // ---------------------------------------------------------------- waitfor
 
 fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
-    let stage = current_stage(lua)?;
+    let stage = match Actor::current(lua)? {
+        Actor::Stage(stage) => stage,
+        Actor::Job(job) => return waitfor_in_job(lua, &job.origin, args),
+    };
     let mut args = args.into_iter();
     let first = args.next();
     let Some(first) = first else {
@@ -102,7 +107,102 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
     }
 }
 
-fn copy_all(lua: &Lua, values: &[LuaValue]) -> mlua::Result<Vec<Value>> {
+/// `stage.waitfor` in a worker job: registrations travel to the stage thread, in order with
+/// the messages the job sends (`sandbox.md` §8.4). Looking handlers up needs the stage thread.
+fn waitfor_in_job(lua: &Lua, origin: &Origin, args: MultiValue) -> mlua::Result<MultiValue> {
+    let mut args = args.into_iter();
+    let (name, rest) = match args.next() {
+        Some(LuaValue::String(name)) => (name.to_str()?.to_string(), args),
+        Some(LuaValue::Function(f)) => {
+            let name = fresh_name(16, |_| false);
+            register_from_job(lua, origin, &name, &f, Some(args.collect()))?;
+            return name_result(lua, &name);
+        }
+        Some(n @ (LuaValue::Integer(_) | LuaValue::Number(_))) => {
+            let len = lua.coerce_integer(n)?.unwrap_or(16).clamp(4, 256) as usize;
+            let Some(LuaValue::Function(f)) = args.next() else {
+                return Err(mlua::Error::runtime(
+                    "stage.waitfor(n, fn): a function must follow the length",
+                ));
+            };
+            let name = fresh_name(len, |_| false);
+            register_from_job(lua, origin, &name, &f, Some(args.collect()))?;
+            return name_result(lua, &name);
+        }
+        _ => {
+            return Err(mlua::Error::runtime(
+                "stage.waitfor() and stage.waitfor(name) read the stage's handlers: call them on its stage thread, not in a worker job",
+            ))
+        }
+    };
+    let mut rest = rest.peekable();
+    match rest.next() {
+        None => Err(mlua::Error::runtime(
+            "stage.waitfor(name) reads the stage's handlers: call it on its stage thread, not in a worker job",
+        )),
+        Some(LuaValue::Nil) => {
+            origin.command(StageCommand::Unregister(name))?;
+            Ok(MultiValue::new())
+        }
+        Some(LuaValue::Function(f)) => {
+            let more: Vec<LuaValue> = rest.collect();
+            let args = if more.is_empty() { None } else { Some(more) };
+            register_from_job(lua, origin, &name, &f, args)?;
+            name_result(lua, &name)
+        }
+        Some(value) => {
+            let mut all = vec![value];
+            all.extend(rest);
+            let args = copy_all(lua, &all)?;
+            origin.command(StageCommand::SetArgs {
+                name: name.clone(),
+                args,
+            })?;
+            name_result(lua, &name)
+        }
+    }
+}
+
+/// Ships a handler registered in a job to its stage.
+pub(crate) fn register_from_job(
+    lua: &Lua,
+    origin: &Origin,
+    name: &str,
+    f: &Function,
+    args: Option<Vec<LuaValue>>,
+) -> mlua::Result<()> {
+    crate::handlers::warn_lost_upvalues(lua, f)?;
+    let args = match args {
+        Some(values) => Some(copy_all(lua, &values)?),
+        None => None,
+    };
+    origin.command(StageCommand::Register {
+        name: name.to_string(),
+        code: convert::dump(f)?,
+        args,
+    })
+}
+
+fn name_result(lua: &Lua, name: &str) -> mlua::Result<MultiValue> {
+    Ok(MultiValue::from_iter([LuaValue::String(
+        lua.create_string(name)?,
+    )]))
+}
+
+/// A random handler name of `len` letters and digits that `taken` does not know.
+pub(crate) fn fresh_name(len: usize, taken: impl Fn(&str) -> bool) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    loop {
+        let candidate: String = (0..len)
+            .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+            .collect();
+        if !taken(&candidate) {
+            return candidate;
+        }
+    }
+}
+
+pub(crate) fn copy_all(lua: &Lua, values: &[LuaValue]) -> mlua::Result<Vec<Value>> {
     values.iter().map(|v| convert::to_value(lua, v)).collect()
 }
 
@@ -113,15 +213,7 @@ fn register_fresh(
     f: Function,
     rest: Vec<LuaValue>,
 ) -> mlua::Result<MultiValue> {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let name = loop {
-        let candidate: String = (0..len)
-            .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-            .collect();
-        if !stage.handlers.borrow().contains(&candidate) {
-            break candidate;
-        }
-    };
+    let name = fresh_name(len, |n| stage.handlers.borrow().contains(n));
     let shipped = Shipped::ship(lua, &f, &stage.env)?;
     tracing::info!(target: "lua", "stage.waitfor: registered '{name}'");
     stage.register(name.clone(), shipped, Some(copy_all(lua, &rest)?))?;
@@ -176,14 +268,14 @@ fn list_handlers(lua: &Lua, stage: &Stage) -> mlua::Result<MultiValue> {
 // ---------------------------------------------------------------- signal
 
 fn signal(lua: &Lua, (target, values): (LuaValue, MultiValue)) -> mlua::Result<MultiValue> {
-    let stage = current_stage(lua)?;
+    let stage = Actor::current(lua)?;
     match target {
         LuaValue::String(t) => {
             let t = t.to_str()?;
             send(lua, &stage, &t, values, None, None)
         }
         LuaValue::Nil => {
-            if stage.in_sync_call.get() {
+            if stage.in_sync_call() {
                 return Ok(MultiValue::new());
             }
             match lua.globals().raw_get::<LuaValue>("_WAITFOR")? {
@@ -223,13 +315,13 @@ fn signal(lua: &Lua, (target, values): (LuaValue, MultiValue)) -> mlua::Result<M
 /// Sends values to a parsed target (`messaging.md` §6).
 fn send(
     lua: &Lua,
-    stage: &Rc<Stage>,
+    stage: &Actor,
     target: &str,
     values: MultiValue,
     deadline_ms: Option<u64>,
     address: Option<String>,
 ) -> mlua::Result<MultiValue> {
-    let own = stage.id.as_deref();
+    let own = stage.id();
     let parsed = address::parse(target, own).map_err(mlua::Error::external)?;
     let (key, scope, route_to) = match parsed {
         Target::Sync { msg } => return stage.call_sync(lua, msg, values),
@@ -247,7 +339,7 @@ fn send(
             let key = stage.own_key(msg);
             if this_instance && address.is_none() {
                 let message = message(lua, stage, key, &values, deadline_ms)?;
-                stage.post_local(lua, message)?;
+                stage.post_self(lua, message)?;
                 return Ok(MultiValue::new());
             }
             (key, scope, own.unwrap_or_default().to_string())
@@ -305,13 +397,13 @@ fn send(
 /// Builds an outgoing message, refusing values over `#limits.message_bytes` (decision 28).
 fn message<'a>(
     lua: &Lua,
-    stage: &Stage,
+    stage: &Actor,
     key: String,
     values: impl IntoIterator<Item = &'a LuaValue>,
     deadline_ms: Option<u64>,
 ) -> mlua::Result<Message> {
     let values: Args = convert::to_args(lua, values)?;
-    let limit = stage.process.limits.message_bytes;
+    let limit = stage.process().limits.message_bytes;
     let size = key.len() + values.iter().map(Value::approx_size).sum::<usize>();
     if size > limit {
         return Err(mlua::Error::runtime(format!(
@@ -329,7 +421,7 @@ fn message<'a>(
 
 fn route(
     lua: &Lua,
-    stage: &Stage,
+    stage: &Actor,
     address: Option<&str>,
     ids: &str,
     scope: Scope,
@@ -338,9 +430,9 @@ fn route(
     if let Some(address) = address {
         return stage.send_to(lua, address, message);
     }
-    stage.counters.messages_out.inc();
+    stage.count_out();
     let delivered = stage
-        .process
+        .process()
         .node
         .router
         .send(ids, scope, message)
@@ -352,7 +444,7 @@ fn route(
 }
 
 /// `stage.signal(nil, ...)` or a hand-made reply context (`messaging.md` §7.2).
-fn reply(lua: &Lua, stage: &Stage, ctx: &Table, values: MultiValue) -> mlua::Result<MultiValue> {
+fn reply(lua: &Lua, stage: &Actor, ctx: &Table, values: MultiValue) -> mlua::Result<MultiValue> {
     let id: Option<String> = ctx.raw_get(0)?;
     let address: Option<String> = ctx.raw_get(1)?;
     let to_stage: Option<String> = ctx.raw_get(2)?;
@@ -376,7 +468,7 @@ fn reply(lua: &Lua, stage: &Stage, ctx: &Table, values: MultiValue) -> mlua::Res
             stage.send_to(lua, &address, message)?;
         }
         None => {
-            let msg = match stage.id.as_deref() {
+            let msg = match stage.id() {
                 Some(own) => match key.strip_prefix(own).and_then(|k| k.strip_prefix(':')) {
                     Some(m) => m.to_string(),
                     None => return Ok(MultiValue::new()),
@@ -475,14 +567,14 @@ fn change_task(
 // ---------------------------------------------------------------- once, call
 
 fn once(lua: &Lua, (key, f): (LuaValue, LuaValue)) -> mlua::Result<()> {
-    let stage = current_stage(lua)?;
+    let process = current_process(lua)?;
     let key = match key {
         LuaValue::String(s) => s.to_str()?.to_string(),
         _ => String::new(),
     };
     match f {
         LuaValue::Function(f) => {
-            if !stage.process.once.lock().insert(key) {
+            if !process.once.lock().insert(key) {
                 return Ok(());
             }
             if let Err(e) = f.call::<()>(()) {
@@ -491,7 +583,7 @@ fn once(lua: &Lua, (key, f): (LuaValue, LuaValue)) -> mlua::Result<()> {
             Ok(())
         }
         LuaValue::Nil => {
-            stage.process.once.lock().remove(&key);
+            process.once.lock().remove(&key);
             Ok(())
         }
         other => Err(mlua::Error::runtime(format!(
@@ -533,7 +625,7 @@ fn call(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<MultiValue
             other => spread.push_back(other),
         }
     }
-    f.call(spread)
+    current_sandbox(lua)?.call_isolated(f, spread)
 }
 
 // ---------------------------------------------------------------- load, require
@@ -541,15 +633,16 @@ fn call(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<MultiValue
 /// Compiles and runs a script by name in this state; `None` when no copy is found.
 pub(crate) fn run_script(
     lua: &Lua,
-    stage: &Stage,
+    process: &ProcessContext,
+    env: &Table,
     file: &str,
 ) -> Option<(Script, mlua::Result<LuaValue>)> {
-    let search = stage.process.search_path();
-    let (script, chunk) = stage.process.scripts.load(file, &search, |script| {
+    let search = process.search_path();
+    let (script, chunk) = process.scripts.load(file, &search, |script| {
         lua.load(&*script.source)
             .set_name(script.chunk_name())
             .set_mode(mlua::chunk::ChunkMode::Text)
-            .set_environment(stage.env.clone())
+            .set_environment(env.clone())
             .into_function()
             .map_err(|e| e.to_string())
     })?;
@@ -617,9 +710,9 @@ fn not_found(lua: &Lua, f: Option<Function>, name: &str) -> mlua::Result<MultiVa
 
 /// `stage.load(name [, fn])` (`runtime.md` §8.4).
 pub fn load(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<MultiValue> {
-    let stage = current_stage(lua)?;
     let (file, field) = split_name(name);
-    let Some((script, result)) = run_script(lua, &stage, &file) else {
+    let env = current_sandbox(lua)?.env.clone();
+    let Some((script, result)) = run_script(lua, &*current_process(lua)?, &env, &file) else {
         return not_found(lua, f, name);
     };
     let value = match result {
@@ -634,7 +727,6 @@ pub fn load(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<MultiVal
 
 /// `stage.require(name [, fn])` (`runtime.md` §8.5): once per state, kept in `package.loaded`.
 pub fn require(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<MultiValue> {
-    let stage = current_stage(lua)?;
     let (module, field) = match name.split_once('+') {
         Some((m, field)) => (m, Some(field)),
         None => (name, None),
@@ -645,7 +737,8 @@ pub fn require(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<Multi
         return answer(lua, f, select_field(lua, cached, field)?, None);
     }
     let (file, _) = split_name(name);
-    let Some((script, result)) = run_script(lua, &stage, &file) else {
+    let env = current_sandbox(lua)?.env.clone();
+    let Some((script, result)) = run_script(lua, &*current_process(lua)?, &env, &file) else {
         return not_found(lua, f, name);
     };
     let value = match result? {
@@ -654,4 +747,54 @@ pub fn require(lua: &Lua, name: &str, f: Option<Function>) -> mlua::Result<Multi
     };
     loaded.raw_set(module, value.clone())?;
     answer(lua, f, select_field(lua, value, field)?, Some(&script))
+}
+
+// ---------------------------------------------------------------- submit
+
+/// `stage.submit([key,] fn, ...)` (`runtime.md` §9.5): runs `fn(...)` on the worker pool,
+/// acting for the calling stage.
+fn submit(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
+    let actor = Actor::current(lua)?;
+    let mut args = args.into_iter().peekable();
+    let key = match args.peek() {
+        Some(n @ (LuaValue::Integer(_) | LuaValue::Number(_))) => {
+            let key = lua.coerce_integer(n.clone())?.unwrap_or(0);
+            args.next();
+            key
+        }
+        _ => 0,
+    };
+    let func = match args.next() {
+        Some(LuaValue::Function(f)) => job_function(lua, &f)?,
+        Some(LuaValue::String(name)) => JobFn::Script(name.to_str()?.to_string()),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "Unsupported data types: stage.submit runs a function or a script name, not a {}",
+                other.map_or("nil", |v| v.type_name())
+            )))
+        }
+    };
+    let rest: Vec<LuaValue> = args.collect();
+    let job = Job {
+        key,
+        func,
+        args: job_args(lua, &rest)?,
+        origin: actor.origin(),
+        thread: None,
+    };
+    actor.process().submit(job)
+}
+
+/// A function as a job runs it: bytecode, its captured locals lost (with a WARN).
+pub(crate) fn job_function(lua: &Lua, f: &Function) -> mlua::Result<JobFn> {
+    crate::handlers::warn_lost_upvalues(lua, f)?;
+    Ok(JobFn::Code(convert::dump(f)?))
+}
+
+/// A job's arguments, copied once at submission; coroutines and userdata are refused.
+pub(crate) fn job_args(lua: &Lua, values: &[LuaValue]) -> mlua::Result<Args> {
+    for value in values {
+        crate::sandbox::check_transferable(value).map_err(mlua::Error::runtime)?;
+    }
+    convert::to_args(lua, values.iter())
 }

@@ -1,6 +1,19 @@
-//! The `thread` object: `thread.id` and `thread.tick` (`runtime.md` §9.8).
+//! The `thread` object (`runtime.md` §9.8): `thread.id`, `thread.tick`, and `thread.new` jobs
+//! whose `thread.signal` values and return values reach a callback on the stage thread.
+//!
+//! A handle's callback is a handler of the stage under a random id (as `stage.waitfor(fn)`
+//! makes), so it is listed by `stage.waitfor()`; a job's values are posted straight to the
+//! stage's mailbox, never through the router (decision Q16). The callback is removed
+//! [`crate::stage::THREAD_CALLBACK_LINGER_MS`] after the job ended.
 
-use mlua::{Lua, Table, Value as LuaValue};
+use super::stage::{copy_all, fresh_name, job_args, job_function, register_from_job};
+use super::Actor;
+use crate::convert;
+use crate::handlers::Shipped;
+use crate::stage::StageCommand;
+use crate::worker::{Job, JobScope};
+use mlua::{Lua, MetaMethod, MultiValue, Table, UserData, Value as LuaValue};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
@@ -22,17 +35,124 @@ pub fn tick() -> f64 {
 /// Creates the `thread` object.
 pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let thread = lua.create_table()?;
+    thread.raw_set("new", lua.create_function(new)?)?;
+    thread.raw_set("signal", lua.create_function(signal)?)?;
     let meta = lua.create_table()?;
     meta.set(
         "__index",
-        lua.create_function(|_, (_, key): (Table, String)| {
-            Ok(match key.as_str() {
-                "id" => LuaValue::Integer(thread_id() as i64),
-                "tick" => LuaValue::Number(tick()),
-                _ => LuaValue::Nil,
-            })
-        })?,
+        lua.create_function(|lua, (_, key): (LuaValue, String)| read(lua, &key))?,
     )?;
     thread.set_metatable(Some(meta))?;
     Ok(thread)
+}
+
+fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
+    Ok(match key {
+        "id" => LuaValue::Integer(thread_id() as i64),
+        "tick" => LuaValue::Number(tick()),
+        "new" => match lua.globals().raw_get::<LuaValue>("thread")? {
+            LuaValue::Table(t) => t.raw_get("new")?,
+            _ => LuaValue::Nil,
+        },
+        _ => LuaValue::Nil,
+    })
+}
+
+/// `h = thread.new(fn, ...)`.
+fn new(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<ThreadHandle> {
+    let actor = Actor::current(lua)?;
+    let LuaValue::Function(f) = f else {
+        return Err(mlua::Error::runtime(format!(
+            "thread.new(fn, ...): fn must be a function, not a {}",
+            f.type_name()
+        )));
+    };
+    let callback = match &actor {
+        Actor::Stage(stage) => fresh_name(16, |n| stage.handlers.borrow().contains(n)),
+        Actor::Job(_) => fresh_name(16, |_| false),
+    };
+    let args: Vec<LuaValue> = args.into_iter().collect();
+    let job = Job {
+        key: 0,
+        func: job_function(lua, &f)?,
+        args: job_args(lua, &args)?,
+        origin: actor.origin(),
+        thread: Some(callback.clone()),
+    };
+    actor.process().submit(job)?;
+    Ok(ThreadHandle { callback })
+}
+
+/// `thread.signal(v...)` inside a `thread.new` job.
+fn signal(lua: &Lua, values: MultiValue) -> mlua::Result<()> {
+    let job = lua.app_data_ref::<Rc<JobScope>>().map(|j| j.clone());
+    let Some((job, callback)) = job.and_then(|j| j.thread.clone().map(|cb| (j, cb))) else {
+        return Err(mlua::Error::runtime("Thread is not in use"));
+    };
+    if values.is_empty() {
+        return Ok(());
+    }
+    job.origin
+        .deliver(&callback, convert::to_args(lua, values.iter())?)
+}
+
+/// What `thread.new` returns.
+struct ThreadHandle {
+    callback: String,
+}
+
+impl UserData for ThreadHandle {
+    fn add_methods<M: mlua::UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
+            if key != "waitfor" {
+                return read(lua, &key);
+            }
+            let callback = this.callback.clone();
+            let waitfor = lua.create_function(move |lua, args: MultiValue| {
+                handle_waitfor(lua, &callback, args)
+            })?;
+            Ok(LuaValue::Function(waitfor))
+        });
+        methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(format!("thread: {}", this.callback))
+        });
+    }
+}
+
+/// `h.waitfor(cb, args...)`, `h.waitfor(nil)`, `h.waitfor(value, ...)`: returns the callback id.
+fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<String> {
+    let actor = Actor::current(lua)?;
+    let mut args = args.into_iter();
+    match (args.next().unwrap_or(LuaValue::Nil), &actor) {
+        (LuaValue::Function(f), Actor::Stage(stage)) => {
+            let rest: Vec<LuaValue> = args.collect();
+            let shipped = Shipped::ship(lua, &f, &stage.env)?;
+            stage.register(callback.to_string(), shipped, Some(copy_all(lua, &rest)?))?;
+        }
+        (LuaValue::Function(f), Actor::Job(job)) => {
+            register_from_job(lua, &job.origin, callback, &f, Some(args.collect()))?;
+        }
+        (LuaValue::Nil, Actor::Stage(stage)) => {
+            stage.unregister(callback)?;
+        }
+        (LuaValue::Nil, Actor::Job(job)) => {
+            job.origin
+                .command(StageCommand::Unregister(callback.to_string()))?;
+        }
+        (value, _) => {
+            let mut all = vec![value];
+            all.extend(args);
+            let values = copy_all(lua, &all)?;
+            match &actor {
+                Actor::Stage(stage) => {
+                    stage.set_args(callback, values)?;
+                }
+                Actor::Job(job) => job.origin.command(StageCommand::SetArgs {
+                    name: callback.to_string(),
+                    args: values,
+                })?,
+            }
+        }
+    }
+    Ok(callback.to_string())
 }
