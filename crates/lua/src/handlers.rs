@@ -19,13 +19,33 @@ impl Shipped {
     /// Copies `f` as a shipped function of this state: dumped, loaded anew with `_ENV` bound to
     /// `env`; a WARN names the captured locals that are lost, once per function prototype.
     pub fn ship(lua: &Lua, f: &mlua::Function, env: &mlua::Table) -> mlua::Result<Shipped> {
-        warn_lost_upvalues(lua, f)?;
-        let code = convert::dump(f)?;
+        let code = shipped_code(lua, f)?;
         Shipped::load(lua, code, env)
     }
 
-    /// Loads shipped bytecode into this state.
+    /// Shipped bytecode as a function of this state. The same bytecode (the same `Arc`) is
+    /// loaded once: every registration of it shares the function, called as a fresh copy.
     pub fn load(lua: &Lua, code: Arc<[u8]>, env: &mlua::Table) -> mlua::Result<Shipped> {
+        let key = (
+            Arc::as_ptr(&code) as *const u8 as usize,
+            env.to_pointer() as usize,
+        );
+        if let Some(cache) = lua.app_data_ref::<ShipCache>() {
+            if let Some((_, shipped)) = cache.loads.get(&key) {
+                return Ok(shipped.clone());
+            }
+        }
+        let shipped = Shipped::load_uncached(lua, code.clone(), env)?;
+        if let Some(mut cache) = lua.app_data_mut::<ShipCache>() {
+            if cache.loads.len() >= CACHED {
+                cache.loads.clear();
+            }
+            cache.loads.insert(key, (code, shipped.clone()));
+        }
+        Ok(shipped)
+    }
+
+    fn load_uncached(lua: &Lua, code: Arc<[u8]>, env: &mlua::Table) -> mlua::Result<Shipped> {
         let func = convert::load_function(lua, &code, env)?;
         let has_upvalues =
             convert::upvalue_count(lua, &func)? > usize::from(func.environment().is_some());
@@ -43,6 +63,37 @@ impl Shipped {
         }
         Ok(self.func.clone())
     }
+}
+
+/// How many functions and bytecodes a state's [`ShipCache`] keeps before starting afresh.
+const CACHED: usize = 4096;
+
+/// The functions a state shipped and the bytecode it loaded, so that submitting the same
+/// function again and again dumps and loads it once. Entries hold what their key points to,
+/// so a key can never stand for another, newer object.
+#[derive(Default)]
+pub struct ShipCache {
+    dumps: HashMap<usize, (mlua::Function, Arc<[u8]>)>,
+    loads: HashMap<(usize, usize), (Arc<[u8]>, Shipped)>,
+}
+
+/// The bytecode `f` travels as (its captured locals are lost, with one WARN per prototype).
+pub fn shipped_code(lua: &Lua, f: &mlua::Function) -> mlua::Result<Arc<[u8]>> {
+    let key = f.to_pointer() as usize;
+    if let Some(cache) = lua.app_data_ref::<ShipCache>() {
+        if let Some((_, code)) = cache.dumps.get(&key) {
+            return Ok(code.clone());
+        }
+    }
+    warn_lost_upvalues(lua, f)?;
+    let code = convert::dump(f)?;
+    if let Some(mut cache) = lua.app_data_mut::<ShipCache>() {
+        if cache.dumps.len() >= CACHED {
+            cache.dumps.clear();
+        }
+        cache.dumps.insert(key, (f.clone(), code.clone()));
+    }
+    Ok(code)
 }
 
 /// Logs one WARN per function prototype whose captured locals will arrive as nil (decision 8).

@@ -206,9 +206,14 @@ fn storable(lua: &Lua, value: &LuaValue) -> Result<Option<Value>, String> {
         return Ok(None);
     }
     transferable(value, &mut HashSet::new())?;
-    convert::to_value(lua, value)
-        .map(Some)
-        .map_err(|e| format!("{NOT_STORABLE}: {}", crate::errors::message(&e)))
+    convert::to_value(lua, value).map(Some).map_err(|e| {
+        let message = crate::errors::message(&e);
+        if message.starts_with(NOT_STORABLE) {
+            message
+        } else {
+            format!("{NOT_STORABLE}: {message}")
+        }
+    })
 }
 
 /// Refuses coroutines and userdata anywhere in a value (decision Q7).

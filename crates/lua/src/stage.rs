@@ -435,7 +435,9 @@ impl Stage {
         let now = self.now();
         let idle_due = self.idle_due.get().is_some_and(|d| d <= now);
         loop {
-            let Some((id, task)) = self.timers.borrow_mut().take_due(self.now()) else {
+            // Only what was due when this round began: timers that keep rescheduling
+            // themselves sooner than they run must not starve the mailbox.
+            let Some((id, task)) = self.timers.borrow_mut().take_due(now) else {
                 break;
             };
             let delay = self.run_task(lua, &task);

@@ -3,7 +3,7 @@
 
 use crate::api;
 use crate::errors;
-use crate::handlers::WarnedPrototypes;
+use crate::handlers::{ShipCache, WarnedPrototypes};
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
 use mlua::{Lua, LuaOptions, StdLib};
@@ -17,6 +17,7 @@ pub fn new_state(process: &Arc<ProcessContext>) -> mlua::Result<(Lua, Rc<Sandbox
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::new())?;
     let store = process.store.clone();
     lua.set_app_data(WarnedPrototypes::default());
+    lua.set_app_data(ShipCache::default());
     lua.set_app_data(process.clone());
     let globals = lua.globals();
     globals.set("print", lua.create_function(api::logger::print)?)?;

@@ -31,8 +31,6 @@ use std::time::{Duration, Instant};
 
 /// How long a submitter waits at most when the queue is over 80 % full.
 const BACK_PRESSURE_WAIT: Duration = Duration::from_millis(400);
-/// Loaded job functions each worker keeps (bytecode → function).
-const CACHED_FUNCTIONS: usize = 1024;
 
 /// What a job runs.
 #[derive(Clone)]
@@ -142,6 +140,8 @@ struct Shared {
     /// Signalled whenever a job finishes for good (back-pressure waits on it).
     finished: Condvar,
     finished_lock: Mutex<()>,
+    /// Submitters waiting on `finished`.
+    waiting: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -159,6 +159,7 @@ impl Shared {
             next_seq: AtomicU64::new(0),
             finished: Condvar::new(),
             finished_lock: Mutex::new(()),
+            waiting: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         })
     }
@@ -202,9 +203,11 @@ impl Shared {
                 self.delayed_changed.notify_one();
             }
             _ => {
-                self.outstanding.fetch_sub(1, Ordering::AcqRel);
-                let _guard = self.finished_lock.lock();
-                self.finished.notify_all();
+                self.outstanding.fetch_sub(1, Ordering::SeqCst);
+                if self.waiting.load(Ordering::SeqCst) > 0 {
+                    let _guard = self.finished_lock.lock();
+                    self.finished.notify_all();
+                }
             }
         }
         self.release_key(key);
@@ -266,9 +269,9 @@ impl WorkerPool {
         if shared.stop.load(Ordering::Relaxed) {
             return Err(SubmitError::Stopping);
         }
-        let before = shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        let before = shared.outstanding.fetch_add(1, Ordering::SeqCst);
         if before >= shared.capacity {
-            shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+            shared.outstanding.fetch_sub(1, Ordering::SeqCst);
             return Err(SubmitError::Full(shared.capacity));
         }
         shared.dispatch(job);
@@ -276,9 +279,11 @@ impl WorkerPool {
         if before + 1 > high {
             let deadline = Instant::now() + BACK_PRESSURE_WAIT;
             let mut guard = shared.finished_lock.lock();
-            while shared.outstanding.load(Ordering::Acquire) > high
+            shared.waiting.fetch_add(1, Ordering::SeqCst);
+            while shared.outstanding.load(Ordering::SeqCst) > high
                 && !shared.finished.wait_until(&mut guard, deadline).timed_out()
             {}
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -344,7 +349,6 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
         lua,
         sandbox,
         progress,
-        cache: HashMap::new(),
     };
     while let Ok(Task::Run(job)) = shared.rx.recv() {
         if shared.stop.load(Ordering::Relaxed) {
@@ -359,7 +363,6 @@ struct Worker {
     lua: Lua,
     sandbox: Rc<Sandbox>,
     progress: Progress,
-    cache: HashMap<Arc<[u8]>, Shipped>,
 }
 
 impl Worker {
@@ -409,24 +412,14 @@ impl Worker {
         }
     }
 
-    fn call(&mut self, process: &ProcessContext, job: &Job) -> mlua::Result<MultiValue> {
+    fn call(&self, process: &ProcessContext, job: &Job) -> mlua::Result<MultiValue> {
         let lua = &self.lua;
         let env = &self.sandbox.env;
         let args = convert::from_args(lua, &job.args, env)?;
         match &job.func {
-            JobFn::Code(code) => {
-                if !self.cache.contains_key(code) {
-                    if self.cache.len() >= CACHED_FUNCTIONS {
-                        self.cache.clear();
-                    }
-                    self.cache
-                        .insert(code.clone(), Shipped::load(lua, code.clone(), env)?);
-                }
-                match self.cache.get(code) {
-                    Some(shipped) => shipped.fresh(lua)?.call(args),
-                    None => Ok(MultiValue::new()),
-                }
-            }
+            JobFn::Code(code) => Shipped::load(lua, code.clone(), env)?
+                .fresh(lua)?
+                .call(args),
             JobFn::Script(name) => {
                 let (file, field) = crate::scripts::split_name(name);
                 let Some((_, value)) = crate::api::stage::run_script(lua, process, env, &file)

@@ -38,20 +38,76 @@ stage.waitfor("sync", function ()
 end)
 
 stage.waitfor("timers", function ()
-  FIRED = 0
+  FIRED, TIMING = 0, true
   for i = 1, 2000 do
-    stage.addtask(1, function () FIRED = FIRED + 1 return 1 end)
+    stage.addtask(1, function () FIRED = FIRED + 1 return TIMING and 1 or 0 end)
   end
   T0 = thread.tick
   stage.addtask(2000, function ()
     local fired, seconds = FIRED, thread.tick - T0
+    TIMING = false
     REPORT("timers fired (2000 × 1 ms)", fired, seconds)
-    stage.exit()
+    stage.signal("jobs")
     return 0
   end)
 end)
 
+-- No-op jobs on the worker pool, submitted in slices; two marker jobs submitted last tell
+-- when the queue has drained. Worker threads run in parallel: wall-clock time.
+JOBS = N // 4
+stage.waitfor("jobs", function ()
+  JOBS_LEFT, MARKERS, J0 = JOBS, 0, thread.tick
+  stage.signal("submit")
+end)
+stage.waitfor("submit", function ()
+  local n = JOBS_LEFT < 20000 and JOBS_LEFT or 20000
+  for i = 1, n do stage.submit(0, NOOP, i) end
+  JOBS_LEFT = JOBS_LEFT - n
+  if JOBS_LEFT > 0 then stage.signal("submit") return end
+  for i = 1, 2 do stage.submit(0, function () stage.signal("marker") end) end
+end)
+stage.waitfor("marker", function ()
+  MARKERS = MARKERS + 1
+  if MARKERS < 2 then return end
+  REPORT("stage.submit no-op jobs", JOBS, thread.tick - J0)
+  stage.signal("threads")
+end)
+
+-- thread.new round trips: a job returns its argument to the handle's callback; 64 in flight.
+TRIPS = N // 20
+stage.waitfor("threads", function ()
+  STARTED, RETURNED, T1 = 0, 0, thread.tick
+  for i = 1, 64 do LAUNCH() end
+end)
+function LAUNCH()
+  STARTED = STARTED + 1
+  thread.new(ECHO, STARTED).waitfor(BACK)
+end
+function BACK(i)
+  RETURNED = RETURNED + 1
+  if STARTED < TRIPS then LAUNCH() end
+  if RETURNED == TRIPS then
+    REPORT("thread.new round trips", TRIPS, thread.tick - T1)
+    stage.signal("snapshots")
+  end
+end
+
+-- Reads of a `*`-declared table of 100 fields: each read is a fresh copy.
+_SANDBOX[""] = { "*BIG" }
+stage.waitfor("snapshots", function ()
+  local big = {}
+  for i = 1, 100 do big["field" .. i] = i end
+  BIG = big
+  local reads, sum, start = N // 20, 0, os.clock()
+  for i = 1, reads do sum = sum + BIG.field100 end
+  assert(sum == reads * 100)
+  REPORT("snapshot reads (100 fields)", reads, os.clock() - start)
+  stage.exit()
+end)
+
 REPORT = report
+NOOP = function (i) end
+ECHO = function (i) return i end
 -- Whatever happens, the bench ends.
 stage.addtask(300000, function () print("stage bench: did not finish within 300 s") stage.exit() return 0 end)
 print(string.format("stage bench: %d messages, one stage thread, %s", N, _VERSION))

@@ -171,14 +171,13 @@ pub(crate) fn register_from_job(
     f: &Function,
     args: Option<Vec<LuaValue>>,
 ) -> mlua::Result<()> {
-    crate::handlers::warn_lost_upvalues(lua, f)?;
     let args = match args {
         Some(values) => Some(copy_all(lua, &values)?),
         None => None,
     };
     origin.command(StageCommand::Register {
         name: name.to_string(),
-        code: convert::dump(f)?,
+        code: crate::handlers::shipped_code(lua, f)?,
         args,
     })
 }
@@ -769,7 +768,7 @@ fn submit(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         Some(LuaValue::String(name)) => JobFn::Script(name.to_str()?.to_string()),
         other => {
             return Err(mlua::Error::runtime(format!(
-                "Unsupported data types: stage.submit runs a function or a script name, not a {}",
+                "Unsupported data types: stage.submit runs a function or a script name, got {}",
                 other.map_or("nil", |v| v.type_name())
             )))
         }
@@ -787,8 +786,7 @@ fn submit(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
 
 /// A function as a job runs it: bytecode, its captured locals lost (with a WARN).
 pub(crate) fn job_function(lua: &Lua, f: &Function) -> mlua::Result<JobFn> {
-    crate::handlers::warn_lost_upvalues(lua, f)?;
-    Ok(JobFn::Code(convert::dump(f)?))
+    Ok(JobFn::Code(crate::handlers::shipped_code(lua, f)?))
 }
 
 /// A job's arguments, copied once at submission; coroutines and userdata are refused.
