@@ -83,7 +83,7 @@ while true do end
 }
 
 #[test]
-fn memory_bombs_and_deep_recursion_end_in_errors() {
+fn memory_bombs_and_deep_recursion_in_handlers_and_timers_end_in_errors() {
     let out = app(
         r#"
 stage.waitfor("bomb", function () local t = {} for i = 1, 100 do t[i] = string.rep("x", 1 << 20) .. i end end)
@@ -93,7 +93,9 @@ stage.waitfor("ok", function () print("still serving", collectgarbage("count") <
 stage.signal("bomb")
 stage.signal("rep")
 stage.signal("deep")
-stage.signal("ok")
+stage.addtask(5, function () local t = {} for i = 1, 100 do t[i] = string.rep("x", 1 << 20) .. i end end)
+stage.addtask(6, function () local function f(n) return f(n + 1) + 1 end return f(1) end)
+stage.addtask(50, function () stage.signal("ok") return 0 end)
 "#,
     )
     .run_args(&["run", "."]);
@@ -101,5 +103,5 @@ stage.signal("ok")
     // The recursion ends in a stack overflow or, under this small cap, in the memory limit.
     let errors = out.stderr.matches("not enough memory").count()
         + out.stderr.matches("stack overflow").count();
-    assert_eq!(errors, 3, "{}", out.stderr);
+    assert_eq!(errors, 5, "3 handlers, 2 timers: {}", out.stderr);
 }
