@@ -74,8 +74,11 @@ const CACHED: usize = 4096;
 #[derive(Default)]
 pub struct ShipCache {
     dumps: HashMap<usize, (mlua::Function, Arc<[u8]>)>,
-    loads: HashMap<(usize, usize), (Arc<[u8]>, Shipped)>,
+    loads: HashMap<LoadKey, (Arc<[u8]>, Shipped)>,
 }
+
+/// The addresses of a bytecode and of the environment it was loaded with.
+type LoadKey = (usize, usize);
 
 /// The bytecode `f` travels as (its captured locals are lost, with one WARN per prototype).
 pub fn shipped_code(lua: &Lua, f: &mlua::Function) -> mlua::Result<Arc<[u8]>> {
