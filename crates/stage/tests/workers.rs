@@ -319,3 +319,43 @@ stage.waitfor("served", function (n) print("served", n) if n == 4 then stage.exi
     let stopped = err.matches("not enough memory").count() + err.matches("stack overflow").count();
     assert_eq!(stopped, 3, "{err}");
 }
+
+#[test]
+fn jobs_start_jobs_load_scripts_and_share_once_with_their_process() {
+    let app = app(
+        "[2, 100]",
+        "{}",
+        r#"
+stage.once("boot", function () print("once on the stage thread") end)
+stage.submit(1, function ()
+  stage.once("boot", function () print("once again?") end)
+  print("loaded in a job", stage.load("lib+value"))
+  stage.submit(1, function (v) stage.signal("nested", v) end, "from a nested job")
+  local h = thread.new(function () return "inner thread" end)
+  h.waitfor(function (v) print("callback", v) stage.signal("nested", "done") end)
+end)
+seen = 0
+stage.waitfor("nested", function (v)
+  print("nested", v)
+  seen = seen + 1
+  if seen == 2 then stage.exit() end
+end)
+"#,
+    );
+    app.file("lib.lua", r#"return { value = "lib value" }"#);
+    let out = app.run_args(&["run", "."]);
+    let mut lines = out.lines();
+    lines[2..].sort();
+    assert_eq!(
+        lines,
+        [
+            "once on the stage thread",
+            "loaded in a job\tlib value",
+            "callback\tinner thread",
+            "nested\tdone",
+            "nested\tfrom a nested job",
+        ],
+        "{}",
+        out.stderr
+    );
+}
