@@ -189,16 +189,26 @@ fn the_bundled_chat_example_serves_until_stopped() {
 }
 
 #[test]
-fn bench_measures_messages_calls_and_timers() {
+fn bench_measures_messages_calls_timers_jobs_and_snapshots() {
     let out = App::new().run_args(&["bench", "--messages", "20000"]);
     let lines = out.lines();
-    assert_eq!(lines.len(), 4, "{}\n{}", out.stdout, out.stderr);
+    let measures = [
+        "self-messages",
+        "synchronous :msg calls",
+        "timers fired",
+        "stage.submit no-op jobs",
+        "thread.new round trips",
+        "snapshot reads",
+    ];
+    assert_eq!(
+        lines.len(),
+        1 + measures.len(),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     assert!(lines[0].starts_with("stage bench: 20000 messages"));
-    for (line, what) in
-        lines[1..]
-            .iter()
-            .zip(["self-messages", "synchronous :msg calls", "timers fired"])
-    {
+    for (line, what) in lines[1..].iter().zip(measures) {
         assert!(
             line.starts_with(what) && line.contains(" /s ") && line.ends_with("ns each"),
             "{line}"
