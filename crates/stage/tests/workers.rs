@@ -261,10 +261,10 @@ fn a_job_acts_for_its_stage_and_reaches_other_stages() {
         "a.lua",
         r#"
 stage.submit(0, function ()
-  stage.signal("b:hello", "from a's job")
   print("lookup", pcall(stage.waitfor, "x"))
   print("sync", pcall(stage.signal, ":x"))
   print("addtask", pcall(stage.addtask, 10, print))
+  stage.signal("b:hello", "from a's job")   -- last: b ends the run
 end)
 "#,
     );

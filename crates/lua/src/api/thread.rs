@@ -12,7 +12,7 @@ use crate::convert;
 use crate::handlers::Shipped;
 use crate::stage::StageCommand;
 use crate::worker::{Job, JobScope};
-use mlua::{Lua, MetaMethod, MultiValue, Table, UserData, Value as LuaValue};
+use mlua::{Lua, MultiValue, Table, Value as LuaValue};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,10 +32,41 @@ pub fn tick() -> f64 {
     super::wall_ms() as f64 / 1000.0
 }
 
+/// `thread.new` and its handles, in Lua: a handle is a table whose `waitfor` is a closure over
+/// the callback id, far cheaper than a userdata building a Rust closure at every access.
+const HANDLES: &str = r#"
+local start, waitfor, thread = ...
+local ids = setmetatable({}, { __mode = "k" })
+local meta = {
+  __index = function (_, k) if k ~= "signal" then return thread[k] end end,
+  __tostring = function (h) return "thread: " .. ids[h] end,
+  __metatable = false,
+}
+return function (f, ...)
+  local id = start(f, ...)
+  local h = setmetatable({ waitfor = function (...) return waitfor(id, ...) end }, meta)
+  ids[h] = id
+  return h
+end
+"#;
+
 /// Creates the `thread` object.
 pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let thread = lua.create_table()?;
-    thread.raw_set("new", lua.create_function(new)?)?;
+    let native = lua.create_table()?;
+    native.raw_set(
+        "waitfor",
+        lua.create_function(|lua, (id, args): (String, MultiValue)| {
+            handle_waitfor(lua, &id, args)
+        })?,
+    )?;
+    crate::errors::wrap_tables(lua, &[&native])?;
+    let new: mlua::Function = lua.load(HANDLES).set_name("=thread").call((
+        lua.create_function(start)?,
+        native.raw_get::<mlua::Function>("waitfor")?,
+        thread.clone(),
+    ))?;
+    thread.raw_set("new", new)?;
     thread.raw_set("signal", lua.create_function(signal)?)?;
     let meta = lua.create_table()?;
     meta.set(
@@ -58,8 +89,8 @@ fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
     })
 }
 
-/// `h = thread.new(fn, ...)`.
-fn new(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<ThreadHandle> {
+/// `thread.new(fn, ...)`: submits the job and returns its callback id.
+fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<String> {
     let actor = Actor::current(lua)?;
     let LuaValue::Function(f) = f else {
         return Err(mlua::Error::runtime(format!(
@@ -80,7 +111,7 @@ fn new(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<ThreadHandl
         thread: Some(callback.clone()),
     };
     actor.process().submit(job)?;
-    Ok(ThreadHandle { callback })
+    Ok(callback)
 }
 
 /// `thread.signal(v...)` inside a `thread.new` job.
@@ -94,29 +125,6 @@ fn signal(lua: &Lua, values: MultiValue) -> mlua::Result<()> {
     }
     job.origin
         .deliver(&callback, convert::to_args(lua, values.iter())?)
-}
-
-/// What `thread.new` returns.
-struct ThreadHandle {
-    callback: String,
-}
-
-impl UserData for ThreadHandle {
-    fn add_methods<M: mlua::UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_meta_method(MetaMethod::Index, |lua, this, key: String| {
-            if key != "waitfor" {
-                return read(lua, &key);
-            }
-            let callback = this.callback.clone();
-            let waitfor = lua.create_function(move |lua, args: MultiValue| {
-                handle_waitfor(lua, &callback, args)
-            })?;
-            Ok(LuaValue::Function(waitfor))
-        });
-        methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
-            Ok(format!("thread: {}", this.callback))
-        });
-    }
 }
 
 /// `h.waitfor(cb, args...)`, `h.waitfor(nil)`, `h.waitfor(value, ...)`: returns the callback id.
