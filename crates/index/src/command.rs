@@ -687,7 +687,7 @@ impl<'a> Commands<'a> {
             return Value::Nil;
         };
         let tier = job.target.tier;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(t.0.len());
         for (key, entry) in &t.0 {
             let id = id_of_key(key);
             let done = self
@@ -727,9 +727,10 @@ impl<'a> Commands<'a> {
     }
 
     fn get(&self, r: &Ranking, tier: TierPath, arg: &Value, report: &mut Report<'_>) -> Value {
-        let mut out = Vec::new();
-        for id in ids_of(arg, report) {
-            let mut fields = Vec::new();
+        let ids = ids_of(arg, report);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut fields = Vec::with_capacity(2);
             match tier.single() {
                 Some(t) => {
                     if let Some(hit) = r.get(id, t) {
@@ -775,17 +776,16 @@ impl<'a> Commands<'a> {
     }
 
     fn rows(&self, rows: Vec<Row<'_>>, report: &mut Report<'_>) -> Value {
-        table(
-            rows.into_iter()
-                .map(|row| {
-                    let mut f = vec![(s("k"), Value::Str(row.id.to_vec()))];
-                    self.value_field(row.id, row.value, &mut f, report);
-                    f.push((s("i"), score_value(row.score)));
-                    f.push((s("d"), Value::Int(row.rank as i64)));
-                    (Key::Int(row.rank as i64), table(f))
-                })
-                .collect(),
-        )
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut f = Vec::with_capacity(if row.value.is_some() { 4 } else { 3 });
+            f.push((s("k"), Value::Str(row.id.to_vec())));
+            self.value_field(row.id, row.value, &mut f, report);
+            f.push((s("i"), score_value(row.score)));
+            f.push((s("d"), Value::Int(row.rank as i64)));
+            out.push((Key::Int(row.rank as i64), table(f)));
+        }
+        table(out)
     }
 
     fn for_each(&self, r: &Ranking, tier: TierPath, arg: &Value, report: &mut Report<'_>) -> Value {

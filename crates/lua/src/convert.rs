@@ -35,7 +35,103 @@ impl From<ConvertError> for mlua::Error {
 
 /// Copies a Lua value out of its state.
 pub fn to_value(lua: &Lua, value: &LuaValue) -> mlua::Result<Value> {
+    if let LuaValue::Table(t) = value {
+        if let Some(copied) = raw_copy(lua, t)? {
+            return Ok(Value::Table(copied));
+        }
+    }
     Copier::new(lua).value(value, 0)
+}
+
+/// The one-pass copy of a table of plain data (integer and string keys without type hints;
+/// nil, booleans, numbers, strings and such tables as values), read straight from the Lua
+/// stack in one call; `None` when the table holds anything else (the [`Copier`] handles it,
+/// including the errors of cycles and over-deep nesting).
+fn raw_copy(lua: &Lua, table: &mlua::Table) -> mlua::Result<Option<Table>> {
+    let mut out = None;
+    // SAFETY: the table is at stack index 1. `RawReader` only calls API functions that raise
+    // no Lua error on the values it reads (`lua_next` on keys it got from `lua_next`,
+    // `lua_tolstring` on strings only, `lua_checkstack`, which reports failure), so no error
+    // unwinds through the Rust frames that own the copy; it leaves the stack as it found it.
+    unsafe {
+        lua.exec_raw::<()>(table, |state| {
+            let mut reader = RawReader {
+                state,
+                path: Vec::new(),
+            };
+            out = reader.table(1, 0);
+            mlua::ffi::lua_settop(state, 1);
+        })?;
+    }
+    Ok(out)
+}
+
+/// Reads plain-data tables from the Lua stack (see [`raw_copy`]).
+struct RawReader {
+    state: *mut mlua::ffi::lua_State,
+    /// Tables on the path from the root to the table being read.
+    path: Vec<*const std::ffi::c_void>,
+}
+
+impl RawReader {
+    /// The table at stack index `idx` (absolute), or `None` when it is no plain data.
+    unsafe fn table(&mut self, idx: i32, depth: usize) -> Option<Table> {
+        use mlua::ffi;
+        let state = self.state;
+        let id = ffi::lua_topointer(state, idx);
+        if depth >= MAX_DEPTH || self.path.contains(&id) || ffi::lua_checkstack(state, 3) == 0 {
+            return None;
+        }
+        self.path.push(id);
+        let mut out = Vec::new();
+        ffi::lua_pushnil(state);
+        while ffi::lua_next(state, idx) != 0 {
+            let key = match ffi::lua_type(state, -2) {
+                ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
+                    Key::Int(ffi::lua_tointegerx(state, -2, std::ptr::null_mut()))
+                }
+                ffi::LUA_TSTRING => {
+                    let bytes = Self::bytes(state, -2);
+                    if type_hint(bytes).is_some() {
+                        return None;
+                    }
+                    Key::Str(bytes.to_vec())
+                }
+                _ => return None,
+            };
+            let value = self.value(ffi::lua_gettop(state), depth)?;
+            out.push((key, value));
+            ffi::lua_pop(state, 1);
+        }
+        self.path.pop();
+        Some(Table(out))
+    }
+
+    unsafe fn value(&mut self, idx: i32, depth: usize) -> Option<Value> {
+        use mlua::ffi;
+        let state = self.state;
+        Some(match ffi::lua_type(state, idx) {
+            ffi::LUA_TNIL => Value::Nil,
+            ffi::LUA_TBOOLEAN => Value::Bool(ffi::lua_toboolean(state, idx) != 0),
+            ffi::LUA_TNUMBER if ffi::lua_isinteger(state, idx) != 0 => {
+                Value::Int(ffi::lua_tointegerx(state, idx, std::ptr::null_mut()))
+            }
+            ffi::LUA_TNUMBER => Value::Float(ffi::lua_tonumberx(state, idx, std::ptr::null_mut())),
+            ffi::LUA_TSTRING => Value::Str(Self::bytes(state, idx).to_vec()),
+            ffi::LUA_TTABLE => Value::Table(self.table(idx, depth + 1)?),
+            _ => return None,
+        })
+    }
+
+    /// The bytes of the string at `idx` (which must be a string: no conversion, no error).
+    unsafe fn bytes<'s>(state: *mut mlua::ffi::lua_State, idx: i32) -> &'s [u8] {
+        let mut len = 0usize;
+        let ptr = mlua::ffi::lua_tolstring(state, idx, &mut len);
+        if ptr.is_null() {
+            return &[];
+        }
+        std::slice::from_raw_parts(ptr.cast::<u8>(), len)
+    }
 }
 
 /// Copies every value of a list (arguments of a call or a message).
@@ -235,12 +331,18 @@ fn rebind_upvalues(lua: &Lua, f: &mlua::Function, env: Option<&mlua::Table>) -> 
 /// Builds a Lua value from a copied value; functions are loaded with `env` as their globals.
 pub fn from_value(lua: &Lua, value: &Value, env: &mlua::Table) -> mlua::Result<LuaValue> {
     Ok(match value {
-        Value::Nil => LuaValue::Nil,
-        Value::Bool(b) => LuaValue::Boolean(*b),
-        Value::Int(i) => LuaValue::Integer(*i),
-        Value::Float(f) => LuaValue::Number(*f),
-        Value::Str(s) => LuaValue::String(lua.create_string(s)?),
         Value::Table(t) => {
+            let mut functions = false;
+            // SAFETY: `push_table` only pushes values and sets fields of tables it created; a
+            // Lua error there (out of memory, stack overflow) unwinds only frames that own
+            // nothing, and is returned by `exec_raw` as an error.
+            let built = unsafe {
+                lua.exec_raw::<LuaValue>((), |state| push_table(state, t, &mut functions))?
+            };
+            if !functions {
+                return Ok(built);
+            }
+            // Functions must be loaded with `env`: build this level again, field by field.
             let table = lua.create_table_with_capacity(0, t.0.len())?;
             for (k, v) in &t.0 {
                 let v = from_value(lua, v, env)?;
@@ -251,8 +353,60 @@ pub fn from_value(lua: &Lua, value: &Value, env: &mlua::Table) -> mlua::Result<L
             }
             LuaValue::Table(table)
         }
+        Value::Nil => LuaValue::Nil,
+        Value::Bool(b) => LuaValue::Boolean(*b),
+        Value::Int(i) => LuaValue::Integer(*i),
+        Value::Float(f) => LuaValue::Number(*f),
+        Value::Str(s) => LuaValue::String(lua.create_string(s)?),
         Value::Function(code) => LuaValue::Function(load_function(lua, code, env)?),
     })
+}
+
+/// Pushes a new Lua table built from `t` onto the stack; functions inside become nil and set
+/// `functions` (they need [`load_function`]).
+unsafe fn push_table(state: *mut mlua::ffi::lua_State, t: &Table, functions: &mut bool) {
+    use mlua::ffi;
+    ffi::luaL_checkstack(state, 4, std::ptr::null());
+    let len = t.0.len();
+    let seq =
+        t.0.iter()
+            .filter(|(k, _)| matches!(k, Key::Int(i) if (1..=len as i64).contains(i)))
+            .count();
+    let narr = i32::try_from(seq).unwrap_or(i32::MAX);
+    let nrec = i32::try_from(len - seq).unwrap_or(i32::MAX);
+    ffi::lua_createtable(state, narr, nrec);
+    for (k, v) in &t.0 {
+        match k {
+            Key::Int(i) => {
+                push_plain(state, v, functions);
+                ffi::lua_rawseti(state, -2, *i);
+            }
+            Key::Str(s) => {
+                ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+                push_plain(state, v, functions);
+                ffi::lua_rawset(state, -3);
+            }
+        }
+    }
+}
+
+/// Pushes a value, a function as nil (see [`push_table`]).
+unsafe fn push_plain(state: *mut mlua::ffi::lua_State, v: &Value, functions: &mut bool) {
+    use mlua::ffi;
+    match v {
+        Value::Nil => ffi::lua_pushnil(state),
+        Value::Function(_) => {
+            *functions = true;
+            ffi::lua_pushnil(state);
+        }
+        Value::Bool(b) => ffi::lua_pushboolean(state, i32::from(*b)),
+        Value::Int(i) => ffi::lua_pushinteger(state, *i),
+        Value::Float(f) => ffi::lua_pushnumber(state, *f),
+        Value::Str(s) => {
+            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+        }
+        Value::Table(t) => push_table(state, t, functions),
+    }
 }
 
 /// Builds the Lua values of an argument list.
@@ -349,6 +503,56 @@ mod tests {
         };
         let (x, factor, global): (i64, Option<i64>, String) = g.call(21).unwrap();
         assert_eq!((x, factor, global.as_str()), (21, None, "global"));
+    }
+
+    #[test]
+    fn the_one_pass_copy_agrees_with_the_general_one() {
+        let lua = lua();
+        let v: LuaValue = lua
+            .load(r#"return { 1, 2.5, "x\0y", false, k = { [7] = { deep = true } }, [-3] = "n" }"#)
+            .eval()
+            .unwrap();
+        let LuaValue::Table(t) = &v else { panic!() };
+        let raw = raw_copy(&lua, t).unwrap().expect("plain data");
+        assert_eq!(Value::Table(raw), Copier::new(&lua).value(&v, 0).unwrap());
+        for other in [
+            "return { f = print }",
+            "return { [true] = 1 }",
+            r#"return { ["n@i"] = 1 }"#,
+        ] {
+            let LuaValue::Table(t) = lua.load(other).eval().unwrap() else {
+                panic!()
+            };
+            assert_eq!(raw_copy(&lua, &t).unwrap(), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn building_tables_fails_cleanly_at_the_memory_cap() {
+        let lua = lua();
+        let row = |n: i64| {
+            (
+                Key::Int(n),
+                Value::Table(Table(vec![
+                    (
+                        Key::Str(b"k".to_vec()),
+                        Value::Str(format!("id{n}").into_bytes()),
+                    ),
+                    (Key::Str(b"d".to_vec()), Value::Int(n)),
+                ])),
+            )
+        };
+        let big = Value::Table(Table((1..=20_000).map(row).collect()));
+        lua.set_memory_limit(lua.used_memory() + 256 * 1024)
+            .unwrap();
+        assert!(from_value(&lua, &big, &lua.globals()).is_err());
+        lua.set_memory_limit(0).unwrap();
+        let LuaValue::Table(t) = from_value(&lua, &big, &lua.globals()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.raw_len(), 20_000);
+        let last: mlua::Table = t.raw_get(20_000).unwrap();
+        assert_eq!(last.raw_get::<String>("k").unwrap(), "id20000");
     }
 
     #[test]
