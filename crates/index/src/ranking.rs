@@ -3,11 +3,16 @@
 //!
 //! Entries live in a slab (`Vec<Option<Entry>>` with a free list); an ID finds its slot
 //! through a `hashbrown::HashTable<u32>` that hashes the entry's own ID bytes, so the ID is
-//! stored once. Each tier's tree holds `(score, seq) → slot`; `seq` is a per-file insertion
+//! stored once. Each tier's trees hold `(score, seq) → slot`; `seq` is a per-file insertion
 //! counter that makes ties "newest first" and keys unique.
+//!
+//! Memory per ID is what the service's footprint is made of, so the common case is compact:
+//! an entry keeps its ID and value in one allocation and a single score inline, and a tier
+//! keeps integer scores in a tree of 24-byte items ([`IntKey`]) apart from string scores
+//! (every integer ranks above every string, so the string tree simply follows).
 
 use crate::error::{IndexError, Result};
-use crate::score::{Score, SortKey, Tier, TierSel};
+use crate::score::{IntKey, Score, SortKey, Tier, TierSel};
 use crate::tree::{Item, OrderTree};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
@@ -65,20 +70,178 @@ impl SetRank {
     }
 }
 
-/// One score of an entry, placed in a tier.
+/// Insertion sequences stay below this bound ([`Placed`] keeps the tier in two bits).
+pub(crate) const MAX_SEQ: u64 = 1 << 62;
+
+/// One score of an entry, placed in a tier: the score, and its sequence and tier in one word.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Placed {
-    pub(crate) tier: Tier,
     pub(crate) score: Score,
-    pub(crate) seq: u64,
+    seq_tier: u64,
 }
 
-/// One ID with its value and scores.
+impl Placed {
+    /// `score` in `tier` with insertion sequence `seq` (below [`MAX_SEQ`]).
+    pub(crate) fn new(tier: Tier, score: Score, seq: u64) -> Placed {
+        debug_assert!(seq < MAX_SEQ);
+        Placed {
+            score,
+            seq_tier: (seq << 2) | tier.slot() as u64,
+        }
+    }
+
+    /// The tier.
+    pub(crate) fn tier(&self) -> Tier {
+        Tier::from_slot((self.seq_tier & 3) as usize)
+    }
+
+    /// The insertion sequence.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq_tier >> 2
+    }
+}
+
+/// The scores of an entry: the usual single score inline, others in a boxed list.
+#[derive(Clone, Debug)]
+enum Scores {
+    One(Placed),
+    Many(Box<[Placed]>),
+}
+
+impl Scores {
+    fn from_vec(mut list: Vec<Placed>) -> Scores {
+        match (list.pop(), list.is_empty()) {
+            (Some(p), true) => Scores::One(p),
+            (Some(p), false) => {
+                list.push(p);
+                Scores::Many(list.into_boxed_slice())
+            }
+            (None, _) => Scores::Many(Box::new([])),
+        }
+    }
+
+    fn as_slice(&self) -> &[Placed] {
+        match self {
+            Scores::One(p) => std::slice::from_ref(p),
+            Scores::Many(list) => list,
+        }
+    }
+
+    fn into_vec(self) -> Vec<Placed> {
+        match self {
+            Scores::One(p) => vec![p],
+            Scores::Many(list) => list.into_vec(),
+        }
+    }
+}
+
+/// One ID with its value and scores; the ID and the value share one allocation.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
-    pub(crate) id: Box<[u8]>,
-    pub(crate) value: Option<Box<[u8]>>,
-    pub(crate) scores: Box<[Placed]>,
+    /// The ID's bytes followed by the value's.
+    bytes: Box<[u8]>,
+    /// The length of the ID (IDs come from checked updates or length-prefixed records).
+    id_len: u32,
+    has_value: bool,
+    scores: Scores,
+}
+
+impl Entry {
+    /// An entry holding `id`, `value` and `scores`.
+    pub(crate) fn new(id: &[u8], value: Option<&[u8]>, scores: Vec<Placed>) -> Entry {
+        let mut bytes = Vec::with_capacity(id.len() + value.map_or(0, <[u8]>::len));
+        bytes.extend_from_slice(id);
+        bytes.extend_from_slice(value.unwrap_or_default());
+        Entry {
+            bytes: bytes.into_boxed_slice(),
+            id_len: id.len() as u32,
+            has_value: value.is_some(),
+            scores: Scores::from_vec(scores),
+        }
+    }
+
+    /// The ID.
+    pub(crate) fn id(&self) -> &[u8] {
+        &self.bytes[..self.id_len as usize]
+    }
+
+    /// The stored value, if one was ever set.
+    pub(crate) fn value(&self) -> Option<&[u8]> {
+        self.has_value.then(|| &self.bytes[self.id_len as usize..])
+    }
+
+    /// The scores, in stored order.
+    pub(crate) fn scores(&self) -> &[Placed] {
+        self.scores.as_slice()
+    }
+
+    fn set_value(&mut self, value: &[u8]) {
+        let mut bytes = Vec::with_capacity(self.id_len as usize + value.len());
+        bytes.extend_from_slice(self.id());
+        bytes.extend_from_slice(value);
+        self.bytes = bytes.into_boxed_slice();
+        self.has_value = true;
+    }
+}
+
+/// One tier: integer scores and string scores in two trees. Every integer ranks above every
+/// string, so positions in the string tree follow those of the integer tree.
+#[derive(Debug)]
+struct TierTrees {
+    ints: OrderTree<IntKey>,
+    strs: OrderTree<SortKey>,
+}
+
+impl TierTrees {
+    fn new() -> TierTrees {
+        TierTrees {
+            ints: OrderTree::new(),
+            strs: OrderTree::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ints.len() + self.strs.len()
+    }
+
+    fn insert(&mut self, score: &Score, seq: u64, slot: u32) {
+        match score {
+            Score::Int(i) => self.ints.insert(IntKey::new(*i, seq), slot),
+            Score::Str(_) => self.strs.insert(
+                SortKey {
+                    score: score.clone(),
+                    seq,
+                },
+                slot,
+            ),
+        };
+    }
+
+    fn remove(&mut self, placed: Placed) {
+        let seq = placed.seq();
+        match placed.score {
+            Score::Int(i) => self.ints.remove(&IntKey::new(i, seq)),
+            score => self.strs.remove(&SortKey { score, seq }),
+        };
+    }
+
+    /// The number of entries with a bigger score than `score`.
+    fn above(&self, score: &Score) -> usize {
+        match score {
+            Score::Int(i) => self.ints.position(&IntKey::head_of(*i)),
+            Score::Str(_) => self.ints.len() + self.strs.position(&SortKey::head_of(score)),
+        }
+    }
+
+    /// The (slot, sequence) of the entries from 0-based position `pos` on, in rank order.
+    fn iter_from(&self, pos: usize) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let ints = self.ints.iter_from(pos).map(|it| (it.id, it.key.seq()));
+        let strs = self
+            .strs
+            .iter_from(pos.saturating_sub(self.ints.len()))
+            .map(|it| (it.id, it.key.seq));
+        ints.chain(strs)
+    }
 }
 
 /// The result of `get` on one tier.
@@ -120,7 +283,7 @@ pub struct Ranking {
     free: Vec<u32>,
     ids: HashTable<u32>,
     hasher: DefaultHashBuilder,
-    tiers: [OrderTree; Tier::COUNT],
+    tiers: [TierTrees; Tier::COUNT],
     next_seq: u64,
     limits: Limits,
 }
@@ -133,7 +296,7 @@ impl Ranking {
             free: Vec::new(),
             ids: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
-            tiers: std::array::from_fn(|_| OrderTree::new()),
+            tiers: std::array::from_fn(|_| TierTrees::new()),
             next_seq: 0,
             limits,
         }
@@ -171,7 +334,7 @@ impl Ranking {
         let slots = &self.slots;
         self.ids
             .find(hash, |&s| {
-                slots[s as usize].as_ref().is_some_and(|e| &*e.id == id)
+                slots[s as usize].as_ref().is_some_and(|e| e.id() == id)
             })
             .copied()
     }
@@ -246,9 +409,10 @@ impl Ranking {
             return SetRank::Untouched;
         };
         if let Some(v) = &update.value {
-            entry.value = Some(v.as_slice().into());
+            entry.set_value(v);
         }
-        let mut scores: Vec<Placed> = std::mem::take(&mut entry.scores).into_vec();
+        let mut scores =
+            std::mem::replace(&mut entry.scores, Scores::Many(Box::new([]))).into_vec();
         let mut result = SetRank::Untouched;
         for (i, (tier, new)) in update.scores.iter().enumerate() {
             if update.scores[i + 1..].iter().any(|(t, _)| t == tier) {
@@ -259,7 +423,7 @@ impl Ranking {
             let mut unmatched: Vec<Option<&Score>> = new.iter().map(Some).collect();
             let mut kept = Vec::with_capacity(scores.len());
             for p in scores.drain(..) {
-                if p.tier != *tier {
+                if p.tier() != *tier {
                     kept.push(p);
                     continue;
                 }
@@ -268,30 +432,15 @@ impl Ranking {
                         *u = None;
                         kept.push(p);
                     }
-                    None => {
-                        tree.remove(&SortKey {
-                            score: p.score,
-                            seq: p.seq,
-                        });
-                    }
+                    None => tree.remove(p),
                 }
             }
             let mut last_new = None;
             for score in unmatched.into_iter().flatten() {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                tree.insert(
-                    SortKey {
-                        score: score.clone(),
-                        seq,
-                    },
-                    slot,
-                );
-                kept.push(Placed {
-                    tier: *tier,
-                    score: score.clone(),
-                    seq,
-                });
+                tree.insert(score, seq, slot);
+                kept.push(Placed::new(*tier, score.clone(), seq));
                 last_new = Some(score);
             }
             scores = kept;
@@ -303,21 +452,17 @@ impl Ranking {
             }
         }
         if let Some(entry) = self.slots[slot as usize].as_mut() {
-            entry.scores = scores.into_boxed_slice();
+            entry.scores = Scores::from_vec(scores);
         }
         result
     }
 
-    fn head_rank(tree: &OrderTree, score: &Score) -> u64 {
-        tree.position(&SortKey::head_of(score)) as u64 + 1
+    fn head_rank(tree: &TierTrees, score: &Score) -> u64 {
+        tree.above(score) as u64 + 1
     }
 
     fn create(&mut self, id: &[u8]) -> u32 {
-        let entry = Entry {
-            id: id.into(),
-            value: None,
-            scores: Box::new([]),
-        };
+        let entry = Entry::new(id, None, Vec::new());
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s as usize] = Some(entry);
@@ -331,7 +476,7 @@ impl Ranking {
         let hash = self.hasher.hash_one(id);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.ids.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(slots[s as usize].as_ref().map_or(&[][..], |e| &e.id[..]))
+            hasher.hash_one(slots[s as usize].as_ref().map_or(&[][..], Entry::id))
         });
         slot
     }
@@ -345,18 +490,15 @@ impl Ranking {
         let Some(entry) = self.slots[slot as usize].as_mut() else {
             return false;
         };
-        let scores = std::mem::take(&mut entry.scores).into_vec();
+        let scores = std::mem::replace(&mut entry.scores, Scores::Many(Box::new([]))).into_vec();
         let (gone, kept): (Vec<Placed>, Vec<Placed>) = scores
             .into_iter()
-            .partition(|p| sel == TierSel::All || sel == TierSel::One(p.tier));
+            .partition(|p| sel == TierSel::All || sel == TierSel::One(p.tier()));
         let removed_any = !gone.is_empty();
         for p in gone {
-            self.tiers[p.tier.slot()].remove(&SortKey {
-                score: p.score,
-                seq: p.seq,
-            });
+            self.tiers[p.tier().slot()].remove(p);
         }
-        entry.scores = kept.into_boxed_slice();
+        entry.scores = Scores::from_vec(kept);
         if sel != TierSel::All {
             return removed_any;
         }
@@ -374,13 +516,13 @@ impl Ranking {
         let entry = self.entry(self.slot_of(id)?)?;
         let tree = &self.tiers[tier.slot()];
         let scores = entry
-            .scores
+            .scores()
             .iter()
-            .filter(|p| p.tier == tier)
+            .filter(|p| p.tier() == tier)
             .map(|p| (&p.score, Self::head_rank(tree, &p.score)))
             .collect();
         Some(Hit {
-            value: entry.value.as_deref(),
+            value: entry.value(),
             scores,
         })
     }
@@ -389,11 +531,11 @@ impl Ranking {
     pub fn get_all(&self, id: &[u8]) -> Option<HitAll<'_>> {
         let entry = self.entry(self.slot_of(id)?)?;
         let mut tiers: [Vec<&Score>; Tier::COUNT] = Default::default();
-        for p in entry.scores.iter() {
-            tiers[p.tier.slot()].push(&p.score);
+        for p in entry.scores() {
+            tiers[p.tier().slot()].push(&p.score);
         }
         Some(HitAll {
-            value: entry.value.as_deref(),
+            value: entry.value(),
             tiers,
         })
     }
@@ -403,13 +545,15 @@ impl Ranking {
             .iter_from(pos)
             .take(count.max(1))
             .enumerate()
-            .filter_map(|(i, item)| {
-                let e = self.entry(item.id)?;
+            .filter_map(|(i, (slot, seq))| {
+                let e = self.entry(slot)?;
+                // Sequences are unique per file: this is the ranked score.
+                let placed = e.scores().iter().find(|p| p.seq() == seq)?;
                 Some(Row {
                     rank: (pos + i + 1) as u64,
-                    id: &e.id,
-                    value: e.value.as_deref(),
-                    score: &item.key.score,
+                    id: e.id(),
+                    value: e.value(),
+                    score: &placed.score,
                 })
             })
             .collect()
@@ -427,7 +571,7 @@ impl Ranking {
     /// `range` by score: up to `count` (at least 1) entries from the first whose score is not
     /// above `max`.
     pub fn range_by_score(&self, tier: Tier, max: &Score, count: usize) -> Vec<Row<'_>> {
-        let pos = self.tiers[tier.slot()].position(&SortKey::head_of(max));
+        let pos = self.tiers[tier.slot()].above(max);
         self.rows(tier, pos, count)
     }
 
@@ -437,7 +581,7 @@ impl Ranking {
         let Some(entry) = self.slot_of(id).and_then(|s| self.entry(s)) else {
             return Vec::new();
         };
-        let Some(first) = entry.scores.iter().find(|p| p.tier == tier) else {
+        let Some(first) = entry.scores().iter().find(|p| p.tier() == tier) else {
             return Vec::new();
         };
         let head = Self::head_rank(&self.tiers[tier.slot()], &first.score) as i64;
@@ -456,29 +600,41 @@ impl Ranking {
         let mut r = Ranking::new(limits);
         r.next_seq = next_seq;
         r.ids.reserve(entries.len(), |_| 0);
-        let mut items: [Vec<Item>; Tier::COUNT] = Default::default();
+        let mut ints: [Vec<Item<IntKey>>; Tier::COUNT] = Default::default();
+        let mut strs: [Vec<Item<SortKey>>; Tier::COUNT] = Default::default();
         r.slots.reserve_exact(entries.len());
         for entry in entries {
             let slot = r.slots.len() as u32;
-            for p in entry.scores.iter() {
-                items[p.tier.slot()].push(Item {
-                    key: SortKey {
-                        score: p.score.clone(),
-                        seq: p.seq,
-                    },
-                    id: slot,
-                });
+            for p in entry.scores() {
+                let tier = p.tier().slot();
+                match &p.score {
+                    Score::Int(i) => ints[tier].push(Item {
+                        key: IntKey::new(*i, p.seq()),
+                        id: slot,
+                    }),
+                    score => strs[tier].push(Item {
+                        key: SortKey {
+                            score: score.clone(),
+                            seq: p.seq(),
+                        },
+                        id: slot,
+                    }),
+                }
             }
-            let hash = r.hasher.hash_one(&entry.id[..]);
+            let hash = r.hasher.hash_one(entry.id());
             r.slots.push(Some(entry));
             let (slots, hasher) = (&r.slots, &r.hasher);
             r.ids.insert_unique(hash, slot, |&s| {
-                hasher.hash_one(slots[s as usize].as_ref().map_or(&[][..], |e| &e.id[..]))
+                hasher.hash_one(slots[s as usize].as_ref().map_or(&[][..], Entry::id))
             });
         }
-        for (tier, mut list) in items.into_iter().enumerate() {
-            list.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            r.tiers[tier] = OrderTree::from_sorted(list);
+        for (tier, (mut ints, mut strs)) in ints.into_iter().zip(strs).enumerate() {
+            ints.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            strs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            r.tiers[tier] = TierTrees {
+                ints: OrderTree::from_sorted(ints),
+                strs: OrderTree::from_sorted(strs),
+            };
         }
         r
     }
@@ -488,13 +644,13 @@ impl Ranking {
     pub(crate) fn check(&self) {
         let mut per_tier = [0usize; Tier::COUNT];
         for e in self.entries() {
-            assert!(self.slot_of(&e.id).is_some());
-            for p in e.scores.iter() {
-                per_tier[p.tier.slot()] += 1;
+            assert!(self.slot_of(e.id()).is_some());
+            for p in e.scores() {
+                per_tier[p.tier().slot()] += 1;
             }
         }
         for (t, tree) in self.tiers.iter().enumerate() {
-            assert_eq!(tree.check(), per_tier[t]);
+            assert_eq!(tree.ints.check() + tree.strs.check(), per_tier[t]);
         }
         assert_eq!(self.ids.len(), self.entries().count());
     }

@@ -77,6 +77,11 @@ impl Tier {
         usize::from(self.0 - 1)
     }
 
+    /// The tier at position `slot` of per-tier arrays (taken modulo 4).
+    pub(crate) fn from_slot(slot: usize) -> Tier {
+        Tier((slot % Tier::COUNT) as u8 + 1)
+    }
+
     /// All four tiers in order.
     pub fn all() -> impl Iterator<Item = Tier> {
         (1..=Tier::COUNT as u8).map(Tier)
@@ -96,6 +101,7 @@ pub enum TierSel {
 ///
 /// Bigger scores come first; among equal scores the newest (highest insertion sequence)
 /// comes first. Sequences are unique per file, so no two entries of a tier compare equal.
+/// Tiers keep integer scores as [`IntKey`]s and only string scores as `SortKey`s.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SortKey {
     pub(crate) score: Score,
@@ -128,6 +134,35 @@ impl PartialOrd for SortKey {
     }
 }
 
+/// The position of one integer score inside a tier, as a [`SortKey`] would order it, packed
+/// into two words whose plain order is rank order: the score (biased to unsigned, flipped so
+/// that bigger comes first), then the flipped insertion sequence (newest first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct IntKey {
+    score: u64,
+    seq: u64,
+}
+
+impl IntKey {
+    /// The key of `score` inserted with sequence `seq`.
+    pub(crate) fn new(score: i64, seq: u64) -> IntKey {
+        IntKey {
+            score: !((score as u64) ^ (1 << 63)),
+            seq: !seq,
+        }
+    }
+
+    /// The key that sorts before every entry with `score` and after every bigger score.
+    pub(crate) fn head_of(score: i64) -> IntKey {
+        IntKey::new(score, u64::MAX)
+    }
+
+    /// The insertion sequence.
+    pub(crate) fn seq(&self) -> u64 {
+        !self.seq
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +175,35 @@ mod tests {
         assert!(k(Score::str("b"), 1) < k(Score::str("a"), 2));
         assert!(k(Score::Int(5), 2) < k(Score::Int(5), 1));
         assert!(SortKey::head_of(&Score::Int(5)) < k(Score::Int(5), u64::MAX - 1));
+    }
+
+    #[test]
+    fn int_keys_order_like_sort_keys() {
+        let scores = [i64::MIN, -5, -1, 0, 1, 5, i64::MAX];
+        let mut pairs = Vec::new();
+        for (i, &a) in scores.iter().enumerate() {
+            for (j, &b) in scores.iter().enumerate() {
+                for (sa, sb) in [(1u64, 2u64), (2, 1), (7, 7)] {
+                    let (ka, kb) = (IntKey::new(a, sa + i as u64), IntKey::new(b, sb + j as u64));
+                    let (sa, sb) = (
+                        SortKey {
+                            score: Score::Int(a),
+                            seq: sa + i as u64,
+                        },
+                        SortKey {
+                            score: Score::Int(b),
+                            seq: sb + j as u64,
+                        },
+                    );
+                    pairs.push((ka.cmp(&kb), sa.cmp(&sb)));
+                }
+            }
+            assert!(IntKey::head_of(a) < IntKey::new(a, 1 << 61));
+            assert_eq!(IntKey::new(a, 42).seq(), 42);
+        }
+        for (got, want) in pairs {
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use crate::error::{IndexError, Result};
 use crate::frame::{self, Frame, Reader, Writer};
-use crate::ranking::{Entry, Limits, Placed, Ranking};
+use crate::ranking::{Entry, Limits, Placed, Ranking, MAX_SEQ};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,12 +37,12 @@ pub(crate) fn encode(ranking: &Ranking, log_gen: u64) -> Vec<u8> {
     frame::put_frame(&mut out, &head.0);
     let mut chunk = Writer(Vec::with_capacity(CHUNK + 1024));
     for e in ranking.entries() {
-        chunk.bytes(&e.id);
-        chunk.opt_bytes(e.value.as_deref());
-        chunk.u32(e.scores.len() as u32);
-        for p in e.scores.iter() {
-            chunk.u8(p.tier.number());
-            chunk.u64(p.seq);
+        chunk.bytes(e.id());
+        chunk.opt_bytes(e.value());
+        chunk.u32(e.scores().len() as u32);
+        for p in e.scores() {
+            chunk.u8(p.tier().number());
+            chunk.u64(p.seq());
             chunk.score(&p.score);
         }
         if chunk.0.len() >= CHUNK {
@@ -139,22 +139,18 @@ pub(crate) fn load(path: &Path, limits: Limits) -> Result<Loaded> {
 }
 
 fn decode_entry(r: &mut Reader<'_>, next_seq: u64) -> Option<Entry> {
-    let id: Box<[u8]> = r.bytes()?.into();
-    let value = r.opt_bytes()?.map(Box::from);
+    let id = r.bytes()?;
+    let value = r.opt_bytes()?;
     let n = r.u32()? as usize;
     let mut scores = Vec::with_capacity(n.min(256));
     for _ in 0..n {
         let tier = r.tier()?;
         let seq = r.u64()?;
         let score = r.score()?;
-        if seq >= next_seq {
+        if seq >= next_seq || seq >= MAX_SEQ {
             return None;
         }
-        scores.push(Placed { tier, score, seq });
+        scores.push(Placed::new(tier, score, seq));
     }
-    Some(Entry {
-        id,
-        value,
-        scores: scores.into_boxed_slice(),
-    })
+    Some(Entry::new(id, value, scores))
 }

@@ -14,8 +14,6 @@
 //!   the root shrinks when it has one child left, so the height stays logarithmic.
 //! * Nodes are slots of one `Vec`, recycled through a free list; links are `u32` indexes.
 
-use crate::score::SortKey;
-
 /// Items per leaf before it splits.
 pub(crate) const LEAF_CAP: usize = 64;
 const BRANCH_CAP: usize = 64;
@@ -25,51 +23,51 @@ const NIL: u32 = u32::MAX;
 
 /// One ranked score: its sort key and the slot of the entry that owns it.
 #[derive(Clone, Debug)]
-pub(crate) struct Item {
-    pub(crate) key: SortKey,
+pub(crate) struct Item<K> {
+    pub(crate) key: K,
     pub(crate) id: u32,
 }
 
 #[derive(Debug)]
-struct Leaf {
-    items: Vec<Item>,
+struct Leaf<K> {
+    items: Vec<Item<K>>,
     next: u32,
 }
 
 #[derive(Debug)]
-struct Branch {
-    seps: Vec<SortKey>,
+struct Branch<K> {
+    seps: Vec<K>,
     children: Vec<u32>,
     counts: Vec<u32>,
 }
 
 #[derive(Debug)]
-enum Node {
-    Leaf(Leaf),
-    Branch(Branch),
+enum Node<K> {
+    Leaf(Leaf<K>),
+    Branch(Branch<K>),
     Free,
 }
 
-/// An order-statistic tree of [`Item`]s sorted by [`SortKey`]: insert, remove, rank and
-/// select in O(log n), ranges by walking the leaf chain.
+/// An order-statistic tree of [`Item`]s sorted by their keys (unique, any [`Ord`] type):
+/// insert, remove, rank and select in O(log n), ranges by walking the leaf chain.
 #[derive(Debug)]
-pub(crate) struct OrderTree {
-    nodes: Vec<Node>,
+pub(crate) struct OrderTree<K> {
+    nodes: Vec<Node<K>>,
     free: Vec<u32>,
     root: u32,
     len: usize,
 }
 
-fn new_leaf() -> Leaf {
+fn new_leaf<K>() -> Leaf<K> {
     Leaf {
         items: Vec::with_capacity(LEAF_CAP + 1),
         next: NIL,
     }
 }
 
-impl OrderTree {
+impl<K: Ord + Clone> OrderTree<K> {
     /// An empty tree.
-    pub(crate) fn new() -> OrderTree {
+    pub(crate) fn new() -> OrderTree<K> {
         OrderTree {
             nodes: vec![Node::Leaf(Leaf {
                 items: Vec::new(),
@@ -83,7 +81,7 @@ impl OrderTree {
 
     /// A tree holding `items`, which must be sorted by key and unique: built bottom-up with
     /// leaves filled to three quarters, in O(n).
-    pub(crate) fn from_sorted(items: Vec<Item>) -> OrderTree {
+    pub(crate) fn from_sorted(items: Vec<Item<K>>) -> OrderTree<K> {
         let mut tree = OrderTree {
             nodes: Vec::new(),
             free: Vec::new(),
@@ -95,7 +93,7 @@ impl OrderTree {
         }
         let per_leaf = LEAF_CAP * 3 / 4;
         // (node, first key, count) of the level being built.
-        let mut level: Vec<(u32, SortKey, u32)> = Vec::new();
+        let mut level: Vec<(u32, K, u32)> = Vec::new();
         let mut iter = items.into_iter().peekable();
         while iter.peek().is_some() {
             let mut leaf = new_leaf();
@@ -148,7 +146,7 @@ impl OrderTree {
         self.len
     }
 
-    fn alloc(&mut self, node: Node) -> u32 {
+    fn alloc(&mut self, node: Node<K>) -> u32 {
         match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -174,7 +172,7 @@ impl OrderTree {
         }
     }
 
-    fn branch_mut(&mut self, n: u32) -> &mut Branch {
+    fn branch_mut(&mut self, n: u32) -> &mut Branch<K> {
         match &mut self.nodes[n as usize] {
             Node::Branch(b) => b,
             _ => unreachable!("tree link to a non-branch node"),
@@ -182,7 +180,7 @@ impl OrderTree {
     }
 
     /// Inserts an item with a key not yet in the tree; returns its 0-based position.
-    pub(crate) fn insert(&mut self, key: SortKey, id: u32) -> usize {
+    pub(crate) fn insert(&mut self, key: K, id: u32) -> usize {
         let root = self.root;
         let (pos, split) = self.insert_at(root, key, id);
         if let Some((sep, right)) = split {
@@ -201,7 +199,7 @@ impl OrderTree {
         pos
     }
 
-    fn insert_at(&mut self, n: u32, key: SortKey, id: u32) -> (usize, Option<(SortKey, u32)>) {
+    fn insert_at(&mut self, n: u32, key: K, id: u32) -> (usize, Option<(K, u32)>) {
         let (child, ci, before) = match &mut self.nodes[n as usize] {
             Node::Leaf(leaf) => {
                 let i = leaf.items.partition_point(|it| it.key < key);
@@ -258,7 +256,7 @@ impl OrderTree {
     }
 
     /// Removes the item with exactly `key`; returns its entry slot, or `None` if absent.
-    pub(crate) fn remove(&mut self, key: &SortKey) -> Option<u32> {
+    pub(crate) fn remove(&mut self, key: &K) -> Option<u32> {
         let id = self.remove_at(self.root, key)?;
         self.len -= 1;
         if let Node::Branch(b) = &self.nodes[self.root as usize] {
@@ -271,7 +269,7 @@ impl OrderTree {
         Some(id)
     }
 
-    fn remove_at(&mut self, n: u32, key: &SortKey) -> Option<u32> {
+    fn remove_at(&mut self, n: u32, key: &K) -> Option<u32> {
         let (child, ci) = match &mut self.nodes[n as usize] {
             Node::Leaf(leaf) => {
                 let i = leaf.items.binary_search_by(|it| it.key.cmp(key)).ok()?;
@@ -324,7 +322,7 @@ impl OrderTree {
                         a.items.extend(z.items.drain(..k));
                     } else {
                         let k = a.items.len() - target;
-                        let moved: Vec<Item> = a.items.drain(target..).collect();
+                        let moved: Vec<Item<K>> = a.items.drain(target..).collect();
                         debug_assert_eq!(moved.len(), k);
                         z.items.splice(0..0, moved);
                     }
@@ -384,7 +382,7 @@ impl OrderTree {
     }
 
     /// The number of items whose key sorts before `key` (the position `key` would take).
-    pub(crate) fn position(&self, key: &SortKey) -> usize {
+    pub(crate) fn position(&self, key: &K) -> usize {
         let mut n = self.root;
         let mut pos = 0usize;
         loop {
@@ -401,7 +399,7 @@ impl OrderTree {
     }
 
     /// The items from 0-based position `pos` on, in order.
-    pub(crate) fn iter_from(&self, pos: usize) -> Iter<'_> {
+    pub(crate) fn iter_from(&self, pos: usize) -> Iter<'_, K> {
         if pos >= self.len {
             return Iter {
                 tree: self,
@@ -442,7 +440,7 @@ impl OrderTree {
     /// Checks every structural invariant (test helper); returns the number of items.
     #[cfg(test)]
     pub(crate) fn check(&self) -> usize {
-        fn walk(t: &OrderTree, n: u32, lo: Option<&SortKey>, hi: Option<&SortKey>) -> usize {
+        fn walk<K: Ord + Clone>(t: &OrderTree<K>, n: u32, lo: Option<&K>, hi: Option<&K>) -> usize {
             match &t.nodes[n as usize] {
                 Node::Leaf(l) => {
                     for w in l.items.windows(2) {
@@ -482,16 +480,16 @@ impl OrderTree {
 }
 
 /// An iterator over a tree's items in order, following the leaf chain.
-pub(crate) struct Iter<'a> {
-    tree: &'a OrderTree,
+pub(crate) struct Iter<'a, K> {
+    tree: &'a OrderTree<K>,
     leaf: u32,
     off: usize,
 }
 
-impl<'a> Iterator for Iter<'a> {
-    type Item = &'a Item;
+impl<'a, K> Iterator for Iter<'a, K> {
+    type Item = &'a Item<K>;
 
-    fn next(&mut self) -> Option<&'a Item> {
+    fn next(&mut self) -> Option<&'a Item<K>> {
         while self.leaf != NIL {
             let Node::Leaf(leaf) = &self.tree.nodes[self.leaf as usize] else {
                 return None;
@@ -510,7 +508,7 @@ impl<'a> Iterator for Iter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::Score;
+    use crate::score::{Score, SortKey};
     use proptest::prelude::*;
 
     fn key(score: i64, seq: u64) -> SortKey {
@@ -552,7 +550,7 @@ mod tests {
 
     #[test]
     fn bulk_build_then_shrink_to_nothing() {
-        let items: Vec<Item> = (0..10_000u64)
+        let items: Vec<Item<SortKey>> = (0..10_000u64)
             .map(|i| Item {
                 key: key(10_000 - i as i64, i),
                 id: i as u32,
