@@ -35,12 +35,7 @@ impl From<ConvertError> for mlua::Error {
 
 /// Copies a Lua value out of its state.
 pub fn to_value(lua: &Lua, value: &LuaValue) -> mlua::Result<Value> {
-    if let LuaValue::Table(t) = value {
-        if let Some(copied) = raw_copy(lua, t)? {
-            return Ok(Value::Table(copied));
-        }
-    }
-    Copier::new(lua).value(value, 0)
+    Copier::new(lua).top(value)
 }
 
 /// The one-pass copy of a table of plain data (integer and string keys without type hints;
@@ -140,7 +135,7 @@ pub fn to_args<'a>(
     values: impl IntoIterator<Item = &'a LuaValue>,
 ) -> mlua::Result<stage_core::Args> {
     let mut copier = Copier::new(lua);
-    values.into_iter().map(|v| copier.value(v, 0)).collect()
+    values.into_iter().map(|v| copier.top(v)).collect()
 }
 
 struct Copier<'l> {
@@ -155,6 +150,17 @@ impl<'l> Copier<'l> {
             lua,
             path: HashSet::new(),
         }
+    }
+
+    /// Copies a value given to [`to_value`] / [`to_args`]: a table of plain data in one pass
+    /// ([`raw_copy`]), anything else value by value.
+    fn top(&mut self, value: &LuaValue) -> mlua::Result<Value> {
+        if let LuaValue::Table(t) = value {
+            if let Some(copied) = raw_copy(self.lua, t)? {
+                return Ok(Value::Table(copied));
+            }
+        }
+        self.value(value, 0)
     }
 
     fn value(&mut self, value: &LuaValue, depth: usize) -> mlua::Result<Value> {
