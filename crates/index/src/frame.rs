@@ -175,7 +175,12 @@ const OP_DEL: u8 = 2;
 
 /// Encodes a `set` record's payload.
 pub(crate) fn encode_set(id: &[u8], update: &Update) -> Vec<u8> {
-    let mut w = Writer::default();
+    // Sized up front (scores are at most a tag, a length and 8 bytes or the string).
+    let scores: usize = (update.scores.iter())
+        .map(|(_, list)| 5 + list.iter().map(|s| 13 + score_len(s)).sum::<usize>())
+        .sum();
+    let value = update.value.as_ref().map_or(0, Vec::len);
+    let mut w = Writer(Vec::with_capacity(16 + id.len() + value + scores));
     w.u8(OP_SET);
     w.bytes(id);
     w.opt_bytes(update.value.as_deref());
@@ -188,6 +193,13 @@ pub(crate) fn encode_set(id: &[u8], update: &Update) -> Vec<u8> {
         }
     }
     w.0
+}
+
+fn score_len(s: &Score) -> usize {
+    match s {
+        Score::Int(_) => 0,
+        Score::Str(b) => b.len(),
+    }
 }
 
 /// Encodes a `del` record's payload.

@@ -17,8 +17,9 @@ use crate::tree::{Item, OrderTree};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
-/// Most scores one ID may hold in one tier.
+/// Most scores one ID may hold in one tier (`apply_set` matches them in a 64-bit mask).
 pub const MAX_SCORES_PER_TIER: usize = 64;
+const _: () = assert!(MAX_SCORES_PER_TIER <= 64);
 
 /// The size limits of entries (decision 41).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +110,28 @@ enum Scores {
 }
 
 impl Scores {
+    fn none() -> Scores {
+        Scores::Many(Box::new([]))
+    }
+
+    /// The scores of `list`, which is left empty.
+    fn take_from(list: &mut Vec<Placed>) -> Scores {
+        if list.len() == 1 {
+            if let Some(p) = list.pop() {
+                return Scores::One(p);
+            }
+        }
+        Scores::Many(list.drain(..).collect())
+    }
+
+    /// Moves the scores to the end of `out`.
+    fn drain_into(self, out: &mut Vec<Placed>) {
+        match self {
+            Scores::One(p) => out.push(p),
+            Scores::Many(list) => out.extend(list.into_vec()),
+        }
+    }
+
     fn from_vec(mut list: Vec<Placed>) -> Scores {
         match (list.pop(), list.is_empty()) {
             (Some(p), true) => Scores::One(p),
@@ -217,11 +240,14 @@ impl TierTrees {
         };
     }
 
-    fn remove(&mut self, placed: Placed) {
+    fn remove(&mut self, placed: &Placed) {
         let seq = placed.seq();
-        match placed.score {
-            Score::Int(i) => self.ints.remove(&IntKey::new(i, seq)),
-            score => self.strs.remove(&SortKey { score, seq }),
+        match &placed.score {
+            Score::Int(i) => self.ints.remove(&IntKey::new(*i, seq)),
+            score => self.strs.remove(&SortKey {
+                score: score.clone(),
+                seq,
+            }),
         };
     }
 
@@ -286,6 +312,8 @@ pub struct Ranking {
     tiers: [TierTrees; Tier::COUNT],
     next_seq: u64,
     limits: Limits,
+    /// A buffer for `apply_set`, empty between calls.
+    scratch: Vec<Placed>,
 }
 
 impl Ranking {
@@ -299,6 +327,7 @@ impl Ranking {
             tiers: std::array::from_fn(|_| TierTrees::new()),
             next_seq: 0,
             limits,
+            scratch: Vec::new(),
         }
     }
 
@@ -411,39 +440,42 @@ impl Ranking {
         if let Some(v) = &update.value {
             entry.set_value(v);
         }
-        let mut scores =
-            std::mem::replace(&mut entry.scores, Scores::Many(Box::new([]))).into_vec();
+        // The entry's scores are worked on in a buffer kept between calls: no allocation.
+        let mut scores = std::mem::take(&mut self.scratch);
+        std::mem::replace(&mut entry.scores, Scores::none()).drain_into(&mut scores);
         let mut result = SetRank::Untouched;
         for (i, (tier, new)) in update.scores.iter().enumerate() {
             if update.scores[i + 1..].iter().any(|(t, _)| t == tier) {
                 continue;
             }
             let tree = &mut self.tiers[tier.slot()];
-            // Multiset match: an old score equal to a new one stays in place.
-            let mut unmatched: Vec<Option<&Score>> = new.iter().map(Some).collect();
-            let mut kept = Vec::with_capacity(scores.len());
-            for p in scores.drain(..) {
+            // Multiset match: an old score equal to a new one stays in place. Bit j of
+            // `matched`: new[j] has its old twin (checked lists hold at most 64 scores; past
+            // that, in unchecked input, a new score is simply inserted).
+            let matchable = new.len().min(64);
+            let mut matched = 0u64;
+            scores.retain(|p| {
                 if p.tier() != *tier {
-                    kept.push(p);
-                    continue;
+                    return true;
                 }
-                match unmatched.iter_mut().find(|u| **u == Some(&p.score)) {
-                    Some(u) => {
-                        *u = None;
-                        kept.push(p);
-                    }
+                let twin = (0..matchable).find(|&j| matched & (1 << j) == 0 && new[j] == p.score);
+                match twin {
+                    Some(j) => matched |= 1 << j,
                     None => tree.remove(p),
                 }
-            }
+                twin.is_some()
+            });
             let mut last_new = None;
-            for score in unmatched.into_iter().flatten() {
+            for (j, score) in new.iter().enumerate() {
+                if j < matchable && matched & (1 << j) != 0 {
+                    continue;
+                }
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 tree.insert(score, seq, slot);
-                kept.push(Placed::new(*tier, score.clone(), seq));
+                scores.push(Placed::new(*tier, score.clone(), seq));
                 last_new = Some(score);
             }
-            scores = kept;
             if report == TierSel::One(*tier) {
                 result = match last_new {
                     Some(s) => SetRank::Ranked(Self::head_rank(tree, s)),
@@ -452,8 +484,10 @@ impl Ranking {
             }
         }
         if let Some(entry) = self.slots[slot as usize].as_mut() {
-            entry.scores = Scores::from_vec(scores);
+            entry.scores = Scores::take_from(&mut scores);
         }
+        scores.clear();
+        self.scratch = scores;
         result
     }
 
@@ -490,13 +524,13 @@ impl Ranking {
         let Some(entry) = self.slots[slot as usize].as_mut() else {
             return false;
         };
-        let scores = std::mem::replace(&mut entry.scores, Scores::Many(Box::new([]))).into_vec();
+        let scores = std::mem::replace(&mut entry.scores, Scores::none()).into_vec();
         let (gone, kept): (Vec<Placed>, Vec<Placed>) = scores
             .into_iter()
             .partition(|p| sel == TierSel::All || sel == TierSel::One(p.tier()));
         let removed_any = !gone.is_empty();
         for p in gone {
-            self.tiers[p.tier().slot()].remove(p);
+            self.tiers[p.tier().slot()].remove(&p);
         }
         entry.scores = Scores::from_vec(kept);
         if sel != TierSel::All {
@@ -629,7 +663,7 @@ impl Ranking {
             });
         }
         for (tier, (mut ints, mut strs)) in ints.into_iter().zip(strs).enumerate() {
-            ints.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            ints.sort_unstable_by_key(|it| it.key);
             strs.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             r.tiers[tier] = TierTrees {
                 ints: OrderTree::from_sorted(ints),
