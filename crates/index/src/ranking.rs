@@ -575,22 +575,24 @@ impl Ranking {
     }
 
     fn rows(&self, tier: Tier, pos: usize, count: usize) -> Vec<Row<'_>> {
-        self.tiers[tier.slot()]
-            .iter_from(pos)
-            .take(count.max(1))
-            .enumerate()
-            .filter_map(|(i, (slot, seq))| {
-                let e = self.entry(slot)?;
-                // Sequences are unique per file: this is the ranked score.
-                let placed = e.scores().iter().find(|p| p.seq() == seq)?;
-                Some(Row {
-                    rank: (pos + i + 1) as u64,
-                    id: e.id(),
-                    value: e.value(),
-                    score: &placed.score,
-                })
-            })
-            .collect()
+        let trees = &self.tiers[tier.slot()];
+        let count = count.max(1).min(trees.len().saturating_sub(pos));
+        // Allocated once at its final size: growing it would copy large blocks.
+        let mut rows = Vec::with_capacity(count);
+        for (i, (slot, seq)) in trees.iter_from(pos).take(count).enumerate() {
+            let Some(e) = self.entry(slot) else { continue };
+            // Sequences are unique per file: this is the ranked score.
+            let Some(placed) = e.scores().iter().find(|p| p.seq() == seq) else {
+                continue;
+            };
+            rows.push(Row {
+                rank: (pos + i + 1) as u64,
+                id: e.id(),
+                value: e.value(),
+                score: &placed.score,
+            });
+        }
+        rows
     }
 
     /// `forEach`: up to `count` (at least 1) entries from 1-based rank `start` on; empty when
