@@ -30,8 +30,31 @@ impl Progress {
     }
 }
 
+/// What a state's invocations may use.
+pub struct Budget {
+    /// How long one invocation may run (zero = no limit).
+    pub time: Duration,
+    /// The config key that sets it, named in the error (e.g. "#limits.stage_budget_ms").
+    pub what: &'static str,
+    /// The state's memory cap in bytes (0 = no cap).
+    pub memory_bytes: usize,
+}
+
+/// Puts a state under `budget`: the time hook (see [`install`]), budget errors that `pcall`
+/// and friends hand on, and the memory cap. Called once per state, after the sandbox.
+pub fn enforce(
+    lua: &Lua,
+    budget: &Budget,
+    progress: Progress,
+    lua_progress: Option<mlua::Function>,
+) -> mlua::Result<()> {
+    uncatchable(lua)?;
+    install(lua, budget.time, budget.what, progress, lua_progress)?;
+    cap_memory(lua, budget.memory_bytes)
+}
+
 /// Caps the state's memory at `memory_bytes` (0 = no cap).
-pub fn cap_memory(lua: &Lua, memory_bytes: usize) -> mlua::Result<()> {
+fn cap_memory(lua: &Lua, memory_bytes: usize) -> mlua::Result<()> {
     if memory_bytes > 0 {
         lua.set_memory_limit(memory_bytes)?;
     }
@@ -41,7 +64,7 @@ pub fn cap_memory(lua: &Lua, memory_bytes: usize) -> mlua::Result<()> {
 /// Installs the hook: an invocation may run `budget` (zero = no budget); `what` names the budget
 /// in the error (e.g. "#limits.stage_budget_ms"); `lua_progress`, when given, is a Lua function
 /// returning a second progress count (the fast path's).
-pub fn install(
+fn install(
     lua: &Lua,
     budget: Duration,
     what: &'static str,
@@ -79,7 +102,7 @@ pub fn install(
 
 /// Replaces `pcall`, `xpcall` and `coroutine.resume` with versions that hand budget errors on
 /// (`is_budget` tells them apart). Called once per state, after the runtime took the originals.
-pub fn uncatchable(lua: &Lua) -> mlua::Result<()> {
+fn uncatchable(lua: &Lua) -> mlua::Result<()> {
     const WRAP: &str = r#"
 local is_budget, pcall, xpcall, resume, error = ...
 local function pass(ok, ...)

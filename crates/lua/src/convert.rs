@@ -3,9 +3,10 @@
 //! Out of Lua: tables are copied deeply with their keys reduced to integers and strings, type
 //! hints (`key@i`, `key@b`, …) applied, cycles and over-deep nesting refused, functions dumped
 //! as unstripped bytecode, C functions refused, other userdata and coroutines turned into their
-//! `tostring` text. Into Lua: every materialisation builds fresh tables and loads functions anew,
-//! with the upvalue named `_ENV` bound to the destination's environment and every other upvalue
-//! nil (decision 8).
+//! `tostring` text (refused instead by [`to_transferable`], for copies that stay in the
+//! process). Into Lua: every materialisation builds fresh tables and loads functions anew, with
+//! the upvalue named `_ENV` bound to the destination's environment and every other upvalue nil
+//! (decision 8).
 
 use mlua::{Lua, Value as LuaValue};
 use stage_core::{Key, Table, Value};
@@ -25,6 +26,8 @@ pub enum ConvertError {
     TooDeep,
     #[error("Includes non-serialable data: a C function cannot be copied")]
     CFunction,
+    #[error("Includes non-serialable data: a {0} cannot be stored or copied to another thread")]
+    Handle(&'static str),
 }
 
 impl From<ConvertError> for mlua::Error {
@@ -35,7 +38,14 @@ impl From<ConvertError> for mlua::Error {
 
 /// Copies a Lua value out of its state.
 pub fn to_value(lua: &Lua, value: &LuaValue) -> mlua::Result<Value> {
-    Copier::new(lua).top(value)
+    Copier::new(lua, false).top(value)
+}
+
+/// Copies a value for another Lua state of this process (a job's arguments, the process
+/// store): as [`to_value`], but coroutines and userdata are refused (decision Q7) instead of
+/// becoming text that means nothing there.
+pub fn to_transferable(lua: &Lua, value: &LuaValue) -> mlua::Result<Value> {
+    Copier::new(lua, true).top(value)
 }
 
 /// The one-pass copy of a table of plain data (integer and string keys without type hints;
@@ -134,7 +144,16 @@ pub fn to_args<'a>(
     lua: &Lua,
     values: impl IntoIterator<Item = &'a LuaValue>,
 ) -> mlua::Result<stage_core::Args> {
-    let mut copier = Copier::new(lua);
+    let mut copier = Copier::new(lua, false);
+    values.into_iter().map(|v| copier.top(v)).collect()
+}
+
+/// Copies every value of a list with the refusals of [`to_transferable`].
+pub fn to_transferable_args<'a>(
+    lua: &Lua,
+    values: impl IntoIterator<Item = &'a LuaValue>,
+) -> mlua::Result<stage_core::Args> {
+    let mut copier = Copier::new(lua, true);
     values.into_iter().map(|v| copier.top(v)).collect()
 }
 
@@ -142,14 +161,25 @@ struct Copier<'l> {
     lua: &'l Lua,
     /// Tables on the path from the root to the table being copied.
     path: HashSet<usize>,
+    /// Refuse coroutines and userdata (see [`to_transferable`]).
+    refuse_handles: bool,
 }
 
 impl<'l> Copier<'l> {
-    fn new(lua: &'l Lua) -> Copier<'l> {
+    fn new(lua: &'l Lua, refuse_handles: bool) -> Copier<'l> {
         Copier {
             lua,
             path: HashSet::new(),
+            refuse_handles,
         }
+    }
+
+    /// The text a coroutine or userdata becomes, or the refusal.
+    fn handle_text(&self, value: &LuaValue) -> mlua::Result<Vec<u8>> {
+        if self.refuse_handles {
+            return Err(ConvertError::Handle(value.type_name()).into());
+        }
+        Ok(value.to_string()?.into_bytes())
     }
 
     /// Copies a value given to [`to_value`] / [`to_args`]: a table of plain data in one pass
@@ -175,7 +205,7 @@ impl<'l> Copier<'l> {
                 crate::handlers::warn_lost_upvalues(self.lua, f)?;
                 Value::Function(dump(f)?)
             }
-            other => Value::Str(other.to_string()?.into_bytes()),
+            other => Value::Str(self.handle_text(other)?),
         })
     }
 
@@ -202,6 +232,12 @@ impl<'l> Copier<'l> {
                         None => (Key::Str(bytes.to_vec()), self.value(&v, depth + 1)?),
                     }
                 }
+                other @ (LuaValue::Thread(_)
+                | LuaValue::UserData(_)
+                | LuaValue::LightUserData(_)) => (
+                    Key::Str(self.handle_text(&other)?),
+                    self.value(&v, depth + 1)?,
+                ),
                 other => (
                     Key::Str(other.to_string()?.into_bytes()),
                     self.value(&v, depth + 1)?,
@@ -337,18 +373,14 @@ fn rebind_upvalues(lua: &Lua, f: &mlua::Function, env: Option<&mlua::Table>) -> 
 /// Builds a Lua value from a copied value; functions are loaded with `env` as their globals.
 pub fn from_value(lua: &Lua, value: &Value, env: &mlua::Table) -> mlua::Result<LuaValue> {
     Ok(match value {
-        Value::Table(t) => {
-            let mut functions = false;
+        Value::Table(t) if !holds_function(t) => {
             // SAFETY: `push_table` only pushes values and sets fields of tables it created; a
             // Lua error there (out of memory, stack overflow) unwinds only frames that own
             // nothing, and is returned by `exec_raw` as an error.
-            let built = unsafe {
-                lua.exec_raw::<LuaValue>((), |state| push_table(state, t, &mut functions))?
-            };
-            if !functions {
-                return Ok(built);
-            }
-            // Functions must be loaded with `env`: build this level again, field by field.
+            unsafe { lua.exec_raw::<LuaValue>((), |state| push_table(state, t))? }
+        }
+        Value::Table(t) => {
+            // Functions must be loaded with `env`: this level field by field.
             let table = lua.create_table_with_capacity(0, t.0.len())?;
             for (k, v) in &t.0 {
                 let v = from_value(lua, v, env)?;
@@ -368,9 +400,17 @@ pub fn from_value(lua: &Lua, value: &Value, env: &mlua::Table) -> mlua::Result<L
     })
 }
 
-/// Pushes a new Lua table built from `t` onto the stack; functions inside become nil and set
-/// `functions` (they need [`load_function`]).
-unsafe fn push_table(state: *mut mlua::ffi::lua_State, t: &Table, functions: &mut bool) {
+/// Whether a function is anywhere in `t` (functions need [`load_function`]).
+fn holds_function(t: &Table) -> bool {
+    t.0.iter().any(|(_, v)| match v {
+        Value::Function(_) => true,
+        Value::Table(inner) => holds_function(inner),
+        _ => false,
+    })
+}
+
+/// Pushes a new Lua table built from `t`, which holds no function, onto the stack.
+unsafe fn push_table(state: *mut mlua::ffi::lua_State, t: &Table) {
     use mlua::ffi;
     ffi::luaL_checkstack(state, 4, std::ptr::null());
     let len = t.0.len();
@@ -384,34 +424,31 @@ unsafe fn push_table(state: *mut mlua::ffi::lua_State, t: &Table, functions: &mu
     for (k, v) in &t.0 {
         match k {
             Key::Int(i) => {
-                push_plain(state, v, functions);
+                push_plain(state, v);
                 ffi::lua_rawseti(state, -2, *i);
             }
             Key::Str(s) => {
                 ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
-                push_plain(state, v, functions);
+                push_plain(state, v);
                 ffi::lua_rawset(state, -3);
             }
         }
     }
 }
 
-/// Pushes a value, a function as nil (see [`push_table`]).
-unsafe fn push_plain(state: *mut mlua::ffi::lua_State, v: &Value, functions: &mut bool) {
+/// Pushes a value other than a function (see [`push_table`]).
+unsafe fn push_plain(state: *mut mlua::ffi::lua_State, v: &Value) {
     use mlua::ffi;
     match v {
-        Value::Nil => ffi::lua_pushnil(state),
-        Value::Function(_) => {
-            *functions = true;
-            ffi::lua_pushnil(state);
-        }
+        // Not reached: tables holding functions are built field by field.
+        Value::Nil | Value::Function(_) => ffi::lua_pushnil(state),
         Value::Bool(b) => ffi::lua_pushboolean(state, i32::from(*b)),
         Value::Int(i) => ffi::lua_pushinteger(state, *i),
         Value::Float(f) => ffi::lua_pushnumber(state, *f),
         Value::Str(s) => {
             ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
         }
-        Value::Table(t) => push_table(state, t, functions),
+        Value::Table(t) => push_table(state, t),
     }
 }
 
@@ -490,6 +527,29 @@ mod tests {
     }
 
     #[test]
+    fn transferable_copies_refuse_coroutines_and_userdata_anywhere() {
+        let lua = lua();
+        let (value, key, plain): (LuaValue, LuaValue, LuaValue) = lua
+            .load(
+                r#"local co = coroutine.create(print)
+                return { deep = { co } }, { [co] = 1 }, { 1, { x = "y" } }"#,
+            )
+            .eval()
+            .unwrap();
+        for refused in [&value, &key] {
+            assert!(to_transferable(&lua, refused)
+                .unwrap_err()
+                .to_string()
+                .ends_with("a thread cannot be stored or copied to another thread"));
+            assert!(to_value(&lua, refused).is_ok(), "messages keep the text");
+        }
+        assert_eq!(
+            to_transferable(&lua, &plain).unwrap(),
+            to_value(&lua, &plain).unwrap()
+        );
+    }
+
+    #[test]
     fn functions_travel_with_env_bound_and_captured_locals_nil() {
         let from = lua();
         let f: mlua::Function = from
@@ -520,7 +580,10 @@ mod tests {
             .unwrap();
         let LuaValue::Table(t) = &v else { panic!() };
         let raw = raw_copy(&lua, t).unwrap().expect("plain data");
-        assert_eq!(Value::Table(raw), Copier::new(&lua).value(&v, 0).unwrap());
+        assert_eq!(
+            Value::Table(raw),
+            Copier::new(&lua, false).value(&v, 0).unwrap()
+        );
         for other in [
             "return { f = print }",
             "return { [true] = 1 }",

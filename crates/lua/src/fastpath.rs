@@ -64,7 +64,7 @@ impl FastPath {
         let globals = lua.globals();
         let stage_table: Table = globals.get("stage")?;
         let raw_signal: Function = stage_table.get("signal")?;
-        let own = stage.id.clone();
+        let own = stage.origin.id.clone();
         let classify = lua.create_function(move |_, target: mlua::LuaString| {
             let target = target.to_str()?;
             Ok(match address::parse(&target, own.as_deref()) {
@@ -120,7 +120,7 @@ impl FastPath {
             Ok(())
         })?;
         let wall_ms = lua.create_function(|_, ()| Ok(crate::api::wall_ms()))?;
-        let id = stage.id.as_deref().unwrap_or("").to_string();
+        let id = stage.origin.id.as_deref().unwrap_or("").to_string();
         let (plain, signal, drain, post, progress): (
             Table,
             Function,
@@ -130,7 +130,7 @@ impl FastPath {
         ) = lua.load(SOURCE).set_name("=stage").call((
             globals,
             id,
-            &*stage.address,
+            &*stage.origin.address,
             raw_signal,
             classify,
             copy_args,

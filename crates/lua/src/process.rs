@@ -96,7 +96,7 @@ pub struct ProcessContext {
     /// The process store (`*NAME` globals and `__`).
     pub store: Arc<ProcessStore>,
     /// The worker pool, started by the first job.
-    workers: OnceLock<WorkerPool>,
+    workers: OnceLock<Result<WorkerPool, String>>,
     pub node: Arc<Node>,
 }
 
@@ -128,29 +128,20 @@ impl ProcessContext {
 
     /// Queues a job on the worker pool, starting the pool first if needed.
     pub fn submit(self: &Arc<Self>, job: Job) -> mlua::Result<()> {
-        let pool = match self.workers.get() {
-            Some(pool) => pool,
-            None => {
-                let mut started = Ok(());
-                let pool = self.workers.get_or_init(|| {
-                    let limits = &self.limits;
-                    WorkerPool::start(self, limits.workers, limits.job_queue).unwrap_or_else(|e| {
-                        started = Err(e);
-                        WorkerPool::stopped()
-                    })
-                });
-                started.map_err(|e| {
-                    mlua::Error::runtime(format!("cannot start the worker threads: {e}"))
-                })?;
-                pool
-            }
-        };
-        pool.submit(job).map_err(mlua::Error::external)
+        let pool = self.workers.get_or_init(|| {
+            let limits = &self.limits;
+            WorkerPool::start(self, limits.workers, limits.job_queue)
+                .map_err(|e| format!("cannot start the worker threads: {e}"))
+        });
+        match pool {
+            Ok(pool) => pool.submit(job).map_err(mlua::Error::external),
+            Err(e) => Err(mlua::Error::runtime(e.clone())),
+        }
     }
 
     /// Stops the worker pool, if it was started.
     pub fn stop_workers(&self) {
-        if let Some(pool) = self.workers.get() {
+        if let Some(Ok(pool)) = self.workers.get() {
             pool.stop();
         }
     }

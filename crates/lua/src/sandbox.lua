@@ -264,7 +264,7 @@ coroutine.wrap = function (f)
   local function finish(ok, ...)
     if ok then return ... end
     local e = ...
-    if type(e) == "string" then error(e, 3) end
+    if type(e) == "string" then error(e, 2) end
     error(e, 0)
   end
   return function (...) return finish(coroutine.resume(co, ...)) end

@@ -12,13 +12,12 @@
 //! - `stage.call` runs its function on the caller's coroutine and restores the caller's private
 //!   table afterwards (same visible effect as a snapshot coroutine, no coroutine to create).
 //! - Stored values refuse coroutines and userdata (decision Q7), with "Includes non-serialable
-//!   data".
+//!   data" ([`convert::to_transferable`]).
 
 use crate::convert;
 use crate::store::{Declaration, ProcessStore};
 use mlua::{Function, Lua, MultiValue, Table, Value as LuaValue};
 use stage_core::Value;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The environment of one state and the two operations the runtime needs from it.
@@ -75,11 +74,12 @@ fn natives(lua: &Lua, store: Arc<ProcessStore>, env: &Table) -> mlua::Result<Tab
                 Some(v) => convert::from_value(lua, &v, &e)?,
                 None => LuaValue::Nil,
             };
-            let index = s
-                .declaration(&name)
-                .filter(|_| ns == 0)
-                .map_or_else(|| "sandbox".to_string(), |d| d.index);
-            Ok((value, index))
+            // Only tables convert keys: the declaration's index id matters for them alone.
+            let index = match (&value, ns) {
+                (LuaValue::Table(_), 0) => s.declaration(&name).map(|d| d.index),
+                _ => None,
+            };
+            Ok((value, index.unwrap_or_else(|| "sandbox".to_string())))
         })?,
     )?;
     let s = store.clone();
@@ -97,18 +97,17 @@ fn natives(lua: &Lua, store: Arc<ProcessStore>, env: &Table) -> mlua::Result<Tab
     native.set(
         "write",
         lua.create_function(move |lua, (name, value): (String, LuaValue)| {
-            let shared = s.declaration(&name).is_some() || s.contains(0, &name).unwrap_or(true);
-            if !shared {
-                return Ok(LuaValue::Nil);
-            }
-            let stored = match storable(lua, &value) {
-                Ok(v) => v,
-                Err(text) => return Ok(LuaValue::String(lua.create_string(text)?)),
+            let refused = match s.takes_global(&name) {
+                Ok(false) => return Ok(LuaValue::Nil),
+                Ok(true) => match storable(lua, &value) {
+                    Ok(v) => s.set(0, &name, v).err().map(|e| e.to_string()),
+                    Err(text) => Some(text),
+                },
+                Err(e) => Some(e.to_string()),
             };
-            Ok(match s.write_global(&name, stored) {
-                Ok(true) => LuaValue::Boolean(true),
-                Ok(false) => LuaValue::Nil,
-                Err(e) => LuaValue::String(lua.create_string(e.to_string())?),
+            Ok(match refused {
+                None => LuaValue::Boolean(true),
+                Some(text) => LuaValue::String(lua.create_string(text)?),
             })
         })?,
     )?;
@@ -205,8 +204,7 @@ fn storable(lua: &Lua, value: &LuaValue) -> Result<Option<Value>, String> {
     if value.is_nil() {
         return Ok(None);
     }
-    transferable(value, &mut HashSet::new())?;
-    convert::to_value(lua, value).map(Some).map_err(|e| {
+    convert::to_transferable(lua, value).map(Some).map_err(|e| {
         let message = crate::errors::message(&e);
         if message.starts_with(NOT_STORABLE) {
             message
@@ -214,30 +212,4 @@ fn storable(lua: &Lua, value: &LuaValue) -> Result<Option<Value>, String> {
             format!("{NOT_STORABLE}: {message}")
         }
     })
-}
-
-/// Refuses coroutines and userdata anywhere in a value (decision Q7).
-pub fn check_transferable(value: &LuaValue) -> Result<(), String> {
-    transferable(value, &mut HashSet::new())
-}
-
-fn transferable(value: &LuaValue, seen: &mut HashSet<usize>) -> Result<(), String> {
-    match value {
-        LuaValue::Thread(_) | LuaValue::UserData(_) | LuaValue::LightUserData(_) => Err(format!(
-            "{NOT_STORABLE}: a {} cannot be stored or copied to another thread",
-            value.type_name()
-        )),
-        LuaValue::Table(t) => {
-            if !seen.insert(t.to_pointer() as usize) {
-                return Ok(());
-            }
-            for pair in t.pairs::<LuaValue, LuaValue>() {
-                let (k, v) = pair.map_err(|e| e.to_string())?;
-                transferable(&k, seen)?;
-                transferable(&v, seen)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }

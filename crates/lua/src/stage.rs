@@ -15,7 +15,6 @@ use crate::worker::Origin;
 use mlua::{Lua, MultiValue, Value as LuaValue};
 use prometheus_client::metrics::counter::Counter;
 use stage_core::address::reply_id;
-use stage_core::mailbox::ChannelMailbox;
 use stage_core::matching;
 use stage_core::{Message, Sender, Value};
 use std::any::Any;
@@ -57,9 +56,9 @@ impl StageCounters {
 
 /// One Lua stage, owned by its stage thread (stored in its Lua state's app data).
 pub struct Stage {
-    pub id: Option<Arc<str>>,
-    /// This instance's reply address (`_WAITFOR[1]` at receivers).
-    pub address: Arc<str>,
+    /// The stage id, this instance's reply address (`_WAITFOR[1]` at receivers) and its
+    /// mailbox: what its jobs act for.
+    pub origin: Origin,
     pub process: Arc<ProcessContext>,
     /// The stage thread's private globals, alive as long as the stage (decision 7).
     pub env: mlua::Table,
@@ -75,8 +74,6 @@ pub struct Stage {
     pub counters: StageCounters,
     /// Counts the invocations the runtime starts (see [`crate::budget`]).
     pub progress: Progress,
-    /// This instance's mailbox, where its jobs send their messages and commands.
-    pub mailbox: Arc<ChannelMailbox>,
     /// `thread.new` callbacks whose job has ended, with when they are removed (monotonic ms).
     expiring: RefCell<VecDeque<(u64, String)>>,
     started: Instant,
@@ -104,19 +101,11 @@ pub const THREAD_CALLBACK_LINGER_MS: u64 = 1000;
 
 impl Stage {
     /// A stage with no handlers yet; `env` is its private global table.
-    pub fn new(
-        id: Option<Arc<str>>,
-        address: Arc<str>,
-        process: Arc<ProcessContext>,
-        env: mlua::Table,
-        tag: u64,
-        mailbox: Arc<ChannelMailbox>,
-    ) -> Stage {
-        let counters = StageCounters::new(&process, id.as_deref().unwrap_or(""));
+    pub fn new(origin: Origin, process: Arc<ProcessContext>, env: mlua::Table, tag: u64) -> Stage {
+        let counters = StageCounters::new(&process, origin.id.as_deref().unwrap_or(""));
         let timers = Timers::new(tag, process.limits.timers_per_stage);
         Stage {
-            id,
-            address,
+            origin,
             process,
             env,
             handlers: RefCell::new(Handlers::default()),
@@ -126,7 +115,6 @@ impl Stage {
             in_sync_call: Cell::new(false),
             counters,
             progress: Progress::default(),
-            mailbox,
             expiring: RefCell::new(VecDeque::new()),
             started: Instant::now(),
         }
@@ -139,19 +127,7 @@ impl Stage {
 
     /// The return address this stage's messages carry.
     pub fn sender(&self) -> Sender {
-        Sender {
-            address: self.address.clone(),
-            stage: self.id.clone(),
-        }
-    }
-
-    /// Whom the jobs this stage starts act for.
-    pub fn origin(&self) -> Origin {
-        Origin {
-            id: self.id.clone(),
-            address: self.address.clone(),
-            mailbox: self.mailbox.clone(),
-        }
+        self.origin.sender()
     }
 
     /// Carries out a command from a job acting for this stage.
@@ -159,7 +135,7 @@ impl Stage {
         let Ok(command) = command.downcast::<StageCommand>() else {
             return tracing::error!(
                 "stage '{}': a command of an unknown kind was dropped",
-                self.id.as_deref().unwrap_or("")
+                self.origin.id.as_deref().unwrap_or("")
             );
         };
         let done = match *command {
@@ -181,10 +157,7 @@ impl Stage {
 
     /// The payload key of message `msg` addressed to this stage.
     pub fn own_key(&self, msg: &str) -> String {
-        match &self.id {
-            Some(id) => format!("{id}:{msg}"),
-            None => msg.to_string(),
-        }
+        self.origin.own_key(msg)
     }
 
     /// The fast path, once installed.
@@ -196,7 +169,7 @@ impl Stage {
 
     /// Queues a message to this very instance, handled after the current invocation.
     pub fn post_local(&self, lua: &Lua, message: Message) -> mlua::Result<()> {
-        let msg = match &self.id {
+        let msg = match &self.origin.id {
             Some(id) => match message.id_for(id) {
                 Some(m) => m,
                 None => return Ok(()),
@@ -283,7 +256,7 @@ impl Stage {
         if message.deadline_ms.is_some_and(|d| now_wall_ms() >= d) {
             return;
         }
-        let msg_id = match &self.id {
+        let msg_id = match &self.origin.id {
             Some(id) => match message.id_for(id) {
                 Some(m) => m,
                 None => return,
@@ -309,7 +282,7 @@ impl Stage {
         let sender = match sender {
             LocalSender::Stage => Some(self.sender()),
             LocalSender::AutoReply => Some(Sender {
-                address: self.address.clone(),
+                address: self.origin.address.clone(),
                 stage: None,
             }),
             LocalSender::Nobody => None,
@@ -406,7 +379,7 @@ impl Stage {
             key,
             values: convert::to_args(lua, values)?,
             sender: Some(Sender {
-                address: self.address.clone(),
+                address: self.origin.address.clone(),
                 stage: None,
             }),
             deadline_ms: None,
@@ -417,7 +390,7 @@ impl Stage {
 
     /// Sends a message to a reply address (this instance's own address stays local).
     pub fn send_to(&self, lua: &Lua, address: &str, message: Message) -> mlua::Result<()> {
-        if address == &*self.address {
+        if address == &*self.origin.address {
             return self.post_local(lua, message);
         }
         self.counters.messages_out.inc();
@@ -502,7 +475,7 @@ impl Stage {
             Some(ms) => self.idle_due.set(Some(started + ms as u64)),
             None => {
                 if self.handlers.borrow().contains("") && self.idle_due.get().is_none() {
-                    tracing::info!(target: "lua", "stage '{}': the idle function returned no positive number and stops", self.id.as_deref().unwrap_or(""));
+                    tracing::info!(target: "lua", "stage '{}': the idle function returned no positive number and stops", self.origin.id.as_deref().unwrap_or(""));
                     if let Err(e) = self.unregister("") {
                         report_error(lua, &e);
                     }

@@ -3,16 +3,17 @@
 //! first-come local queue and its mailbox — strictly one invocation at a time.
 
 use crate::api::{self, wall_ms};
-use crate::budget;
+use crate::budget::{self, Budget};
 use crate::fastpath::FastPath;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Stamp};
 use crate::stage::{report_error, Stage};
 use crate::state;
+use crate::worker::Origin;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mlua::{Lua, Value as LuaValue};
-use stage_core::mailbox::{ChannelMailbox, Inbound, MailboxThread};
+use stage_core::mailbox::{Inbound, MailboxThread};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,9 +41,8 @@ pub struct StageSpec {
 pub struct PreparedStage {
     spec: StageSpec,
     process: Arc<ProcessContext>,
-    address: Arc<str>,
+    origin: Origin,
     tag: u64,
-    mailbox: Arc<ChannelMailbox>,
     rx: Receiver<Inbound>,
 }
 
@@ -58,12 +58,16 @@ pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> Prepa
         .node
         .router
         .register(spec.id.as_deref(), address.clone(), mailbox.clone());
+    let origin = Origin {
+        id: spec.id.as_deref().map(Arc::from),
+        address,
+        mailbox,
+    };
     PreparedStage {
         spec,
         process,
-        address,
+        origin,
         tag,
-        mailbox,
         rx,
     }
 }
@@ -71,18 +75,11 @@ pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> Prepa
 impl PreparedStage {
     /// Starts the stage thread: preload, main script, then its loop.
     pub fn start(self) -> std::io::Result<StageHandle> {
-        let PreparedStage {
-            spec,
-            process,
-            address,
-            tag,
-            mailbox,
-            rx,
-        } = self;
-        let name = format!("stage {}", spec.id.as_deref().unwrap_or(""));
-        let own = mailbox.clone();
+        let name = format!("stage {}", self.spec.id.as_deref().unwrap_or(""));
+        let mailbox = self.origin.mailbox.clone();
         MailboxThread::spawn(name, mailbox, move |stop| {
-            run(spec, process.clone(), (address.clone(), own), tag, rx, stop);
+            let (process, address) = (self.process.clone(), self.origin.address.clone());
+            run(self, stop);
             process.node.router.unregister(&address);
         })
     }
@@ -97,24 +94,22 @@ pub fn spawn(
     prepare(spec, process, tag).start()
 }
 
-fn run(
-    spec: StageSpec,
-    process: Arc<ProcessContext>,
-    (address, mailbox): (Arc<str>, Arc<ChannelMailbox>),
-    tag: u64,
-    rx: Receiver<Inbound>,
-    stop: &AtomicBool,
-) {
+fn run(prepared: PreparedStage, stop: &AtomicBool) {
+    let PreparedStage {
+        spec,
+        process,
+        origin,
+        tag,
+        rx,
+    } = prepared;
     let id = spec.id.as_deref().unwrap_or("");
     let setup = || -> mlua::Result<(Lua, Rc<Stage>)> {
         let (lua, sandbox) = state::new_state(&process)?;
         let stage = Rc::new(Stage::new(
-            spec.id.as_deref().map(Arc::from),
-            address,
+            origin,
             process.clone(),
             sandbox.env.clone(),
             tag,
-            mailbox.clone(),
         ));
         lua.set_app_data(stage.clone());
         let fast = FastPath::install(&lua, &stage)?;
@@ -123,15 +118,12 @@ fn run(
             return Err(mlua::Error::runtime("the fast path was installed twice"));
         }
         let limits = &process.limits;
-        budget::uncatchable(&lua)?;
-        budget::install(
-            &lua,
-            Duration::from_millis(limits.stage_budget_ms),
-            "#limits.stage_budget_ms",
-            stage.progress.clone(),
-            Some(fast_progress),
-        )?;
-        budget::cap_memory(&lua, limits.lua_memory_bytes)?;
+        let budget = Budget {
+            time: Duration::from_millis(limits.stage_budget_ms),
+            what: "#limits.stage_budget_ms",
+            memory_bytes: limits.lua_memory_bytes,
+        };
+        budget::enforce(&lua, &budget, stage.progress.clone(), Some(fast_progress))?;
         Ok((lua, stage))
     };
     let (lua, stage) = match setup() {
@@ -273,7 +265,7 @@ impl Boot {
             tracing::warn!(
                 target: "lua",
                 "stage '{}': main script '{name}' ({file}) is not found or does not compile; the stage idles and retries when the file changes",
-                stage.id.as_deref().unwrap_or("")
+                stage.origin.id.as_deref().unwrap_or("")
             );
             self.failed = Some(before);
             return;

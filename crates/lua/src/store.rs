@@ -36,7 +36,8 @@ type Slot = Arc<Mutex<Option<Arc<Value>>>>;
 /// The store of one process.
 #[derive(Default)]
 pub struct ProcessStore {
-    slots: Mutex<HashMap<(u32, String), Slot>>,
+    /// Namespace → name → slot.
+    slots: Mutex<HashMap<u32, HashMap<String, Slot>>>,
     declared: RwLock<HashMap<String, Declaration>>,
 }
 
@@ -73,15 +74,16 @@ impl Drop for Held<'_> {
 
 impl ProcessStore {
     fn slot(&self, ns: u32, name: &str) -> Option<Slot> {
-        self.slots.lock().get(&(ns, name.to_string())).cloned()
+        self.slots.lock().get(&ns)?.get(name).cloned()
     }
 
     fn slot_or_new(&self, ns: u32, name: &str) -> Slot {
-        self.slots
-            .lock()
-            .entry((ns, name.to_string()))
-            .or_default()
-            .clone()
+        let mut slots = self.slots.lock();
+        let names = slots.entry(ns).or_default();
+        match names.get(name) {
+            Some(slot) => slot.clone(),
+            None => names.entry(name.to_string()).or_default().clone(),
+        }
     }
 
     fn check_not_held(ns: u32, name: &str) -> Result<(), StoreError> {
@@ -138,13 +140,13 @@ impl ProcessStore {
 
     /// The names that hold a value in namespace `ns`, sorted.
     pub fn names(&self, ns: u32) -> Vec<String> {
-        let slots: Vec<(String, Slot)> = self
-            .slots
-            .lock()
-            .iter()
-            .filter(|((n, _), _)| *n == ns)
-            .map(|((_, name), slot)| (name.clone(), slot.clone()))
-            .collect();
+        let slots: Vec<(String, Slot)> = match self.slots.lock().get(&ns) {
+            Some(names) => names
+                .iter()
+                .map(|(name, slot)| (name.clone(), slot.clone()))
+                .collect(),
+            None => return Vec::new(),
+        };
         let mut names: Vec<String> = slots
             .into_iter()
             .filter(|(name, slot)| Self::check_not_held(ns, name).is_err() || slot.lock().is_some())
@@ -181,19 +183,14 @@ impl ProcessStore {
         self.declared.read().get(name).cloned()
     }
 
-    /// A global write `NAME = value` as the store sees it (`sandbox.md` §3, write steps 2–4):
-    /// `Ok(true)` when the store took it, `Ok(false)` when the name is not the store's.
-    pub fn write_global(&self, name: &str, value: Option<Value>) -> Result<bool, StoreError> {
-        let declaration = self.declaration(name);
-        let stored = self.contains(0, name)?;
-        if !stored && declaration.is_none() {
-            return Ok(false);
+    /// Whether a global write `NAME = v` goes to the store (`sandbox.md` §3, write steps 2–4):
+    /// true when `NAME` is stored or `*`-declared, an error when it is declared read-only.
+    pub fn takes_global(&self, name: &str) -> Result<bool, StoreError> {
+        match self.declaration(name) {
+            Some(d) if d.read_only => Err(StoreError::ReadOnly),
+            Some(_) => Ok(true),
+            None => self.contains(0, name),
         }
-        if declaration.is_some_and(|d| d.read_only) {
-            return Err(StoreError::ReadOnly);
-        }
-        self.set(0, name, value)?;
-        Ok(true)
     }
 }
 
@@ -270,24 +267,25 @@ mod tests {
     #[test]
     fn global_writes_follow_the_declarations() {
         let store = ProcessStore::default();
-        assert_eq!(store.write_global("x", int(1)), Ok(false));
+        assert_eq!(store.takes_global("x"), Ok(false));
         let rw = Declaration {
             read_only: false,
             index: "sandbox".into(),
         };
         store.declare("x", rw, None).unwrap();
-        assert_eq!(store.write_global("x", int(1)), Ok(true));
-        assert_eq!(store.get(0, "x").unwrap().as_deref(), Some(&Value::Int(1)));
+        assert_eq!(store.takes_global("x"), Ok(true));
         let ro = Declaration {
             read_only: true,
             index: "sandbox".into(),
         };
         store.declare("k", ro, int(10)).unwrap();
-        assert_eq!(store.write_global("k", int(11)), Err(StoreError::ReadOnly));
+        assert_eq!(store.takes_global("k"), Err(StoreError::ReadOnly));
         assert_eq!(store.get(0, "k").unwrap().as_deref(), Some(&Value::Int(10)));
         // A name put in the store through `__` is shared without a declaration.
         store.set(0, "y", int(5)).unwrap();
-        assert_eq!(store.write_global("y", None), Ok(true));
-        assert_eq!(store.get(0, "y").unwrap(), None);
+        assert_eq!(store.takes_global("y"), Ok(true));
+        // While this thread updates a name, even asking about it is refused.
+        let inner = store.update(0, "y", |_| store.takes_global("y")).unwrap();
+        assert_eq!(inner, Err(StoreError::Reentered("y".into())));
     }
 }

@@ -9,19 +9,19 @@
 //! past 80 % the submitting thread waits up to 400 ms for the workers to catch up before
 //! `stage.submit` returns (the spec's back-pressure, without running jobs in the caller's state).
 
-use crate::budget::{self, Progress};
+use crate::budget::{self, Budget, Progress};
 use crate::convert;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
 use crate::stage::{report_error, reschedule_delay, StageCommand};
 use crate::state;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use mlua::{Lua, MultiValue, Value as LuaValue};
 use parking_lot::{Condvar, Mutex};
 use stage_core::mailbox::ChannelMailbox;
 use stage_core::router::Mailbox;
-use stage_core::{Args, Message};
+use stage_core::{Args, Message, Sender};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -55,6 +55,14 @@ impl Origin {
         match &self.id {
             Some(id) => format!("{id}:{msg}"),
             None => msg.to_string(),
+        }
+    }
+
+    /// The return address messages sent for the origin carry.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            address: self.address.clone(),
+            stage: self.id.clone(),
         }
     }
 
@@ -128,7 +136,7 @@ impl Ord for Delayed {
 }
 
 struct Shared {
-    tx: Sender<Task>,
+    tx: crossbeam_channel::Sender<Task>,
     rx: Receiver<Task>,
     capacity: usize,
     outstanding: AtomicUsize,
@@ -253,16 +261,6 @@ impl WorkerPool {
         Ok(pool)
     }
 
-    /// A pool that refuses every job (its threads could not start).
-    pub fn stopped() -> WorkerPool {
-        let pool = WorkerPool {
-            shared: Shared::new(1),
-            workers: 0,
-        };
-        pool.stop();
-        pool
-    }
-
     /// Queues a job.
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
         let shared = &self.shared;
@@ -324,15 +322,12 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
         let (lua, sandbox) = state::new_state(process)?;
         let progress = Progress::default();
         let limits = &process.limits;
-        budget::uncatchable(&lua)?;
-        budget::install(
-            &lua,
-            Duration::from_millis(limits.job_budget_ms),
-            "#limits.job_budget_ms",
-            progress.clone(),
-            None,
-        )?;
-        budget::cap_memory(&lua, limits.lua_memory_bytes)?;
+        let budget = Budget {
+            time: Duration::from_millis(limits.job_budget_ms),
+            what: "#limits.job_budget_ms",
+            memory_bytes: limits.lua_memory_bytes,
+        };
+        budget::enforce(&lua, &budget, progress.clone(), None)?;
         Ok((lua, sandbox, progress))
     };
     let (lua, sandbox, progress) = match setup() {
@@ -345,7 +340,7 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
         }
     };
     state::preload(&lua, process);
-    let mut worker = Worker {
+    let worker = Worker {
         lua,
         sandbox,
         progress,
@@ -367,7 +362,7 @@ struct Worker {
 
 impl Worker {
     /// Runs one job with fresh private globals; returns the delay after which it repeats.
-    fn run(&mut self, process: &Arc<ProcessContext>, job: &Job) -> Option<i64> {
+    fn run(&self, process: &Arc<ProcessContext>, job: &Job) -> Option<i64> {
         self.progress.bump();
         self.lua.set_app_data(Rc::new(JobScope {
             process: process.clone(),

@@ -5,13 +5,16 @@ pub mod process;
 pub mod stage;
 pub mod thread;
 
+use crate::handlers::{shipped_code, Shipped};
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
 use crate::stage::Stage;
+use crate::stage::StageCommand;
 use crate::worker::{JobScope, Origin};
-use mlua::{Lua, MultiValue};
+use mlua::{Function, Lua, MultiValue};
 use stage_core::router::Mailbox;
-use stage_core::{Message, Sender};
+use stage_core::Message;
+use stage_core::Value;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -64,38 +67,77 @@ impl Actor {
         }
     }
 
+    /// The stage acted for.
+    pub fn origin(&self) -> &Origin {
+        match self {
+            Actor::Stage(s) => &s.origin,
+            Actor::Job(j) => &j.origin,
+        }
+    }
+
     /// The stage id acted for.
     pub fn id(&self) -> Option<&str> {
+        self.origin().id.as_deref()
+    }
+
+    /// The stage itself, for what only its own thread can do (`what` names it in the error).
+    pub fn stage_thread(&self, what: &str) -> mlua::Result<&Rc<Stage>> {
         match self {
-            Actor::Stage(s) => s.id.as_deref(),
-            Actor::Job(j) => j.origin.id.as_deref(),
+            Actor::Stage(s) => Ok(s),
+            Actor::Job(_) => Err(mlua::Error::runtime(format!(
+                "{what} reads the stage's handlers: call it on its stage thread, not in a worker job"
+            ))),
         }
     }
 
-    /// Where jobs started now act for.
-    pub fn origin(&self) -> Origin {
+    /// Whether the stage has a handler `name` (a job cannot tell: false).
+    pub fn has_handler(&self, name: &str) -> bool {
         match self {
-            Actor::Stage(s) => s.origin(),
-            Actor::Job(j) => j.origin.clone(),
+            Actor::Stage(s) => s.handlers.borrow().contains(name),
+            Actor::Job(_) => false,
         }
     }
 
-    /// The payload key of message `msg` addressed to the stage acted for.
-    pub fn own_key(&self, msg: &str) -> String {
+    /// Registers `f` as handler `name` of the stage; `args` `None` keeps earlier registration
+    /// arguments. From a job the registration travels to the stage thread, in order with the
+    /// job's messages (`sandbox.md` §8.4).
+    pub fn register(
+        &self,
+        lua: &Lua,
+        name: String,
+        f: &Function,
+        args: Option<Vec<Value>>,
+    ) -> mlua::Result<()> {
         match self {
-            Actor::Stage(s) => s.own_key(msg),
-            Actor::Job(j) => j.origin.own_key(msg),
+            Actor::Stage(s) => s.register(name, Shipped::ship(lua, f, &s.env)?, args),
+            Actor::Job(j) => j.origin.command(StageCommand::Register {
+                name,
+                code: shipped_code(lua, f)?,
+                args,
+            }),
         }
     }
 
-    /// The return address messages carry.
-    pub fn sender(&self) -> Sender {
+    /// Removes handler `name` of the stage.
+    pub fn unregister(&self, name: &str) -> mlua::Result<()> {
         match self {
-            Actor::Stage(s) => s.sender(),
-            Actor::Job(j) => Sender {
-                address: j.origin.address.clone(),
-                stage: j.origin.id.clone(),
-            },
+            Actor::Stage(s) => s.unregister(name).map(|_| ()),
+            Actor::Job(j) => j.origin.command(StageCommand::Unregister(name.to_string())),
+        }
+    }
+
+    /// Replaces the registration arguments of handler `name`; false when the stage has no
+    /// such handler (a job cannot tell: true).
+    pub fn set_args(&self, name: &str, args: Vec<Value>) -> mlua::Result<bool> {
+        match self {
+            Actor::Stage(s) => s.set_args(name, args),
+            Actor::Job(j) => j
+                .origin
+                .command(StageCommand::SetArgs {
+                    name: name.to_string(),
+                    args,
+                })
+                .map(|_| true),
         }
     }
 

@@ -7,8 +7,7 @@ use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Script};
 use crate::stage::Stage;
-use crate::stage::StageCommand;
-use crate::worker::{Job, JobFn, Origin};
+use crate::worker::{Job, JobFn};
 use mlua::{Function, Lua, MultiValue, Table, Value as LuaValue};
 use stage_core::address::{self, reply_id, Scope, Target};
 use stage_core::{Args, Message, Value};
@@ -43,24 +42,21 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
 // ---------------------------------------------------------------- waitfor
 
 fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
-    let stage = match Actor::current(lua)? {
-        Actor::Stage(stage) => stage,
-        Actor::Job(job) => return waitfor_in_job(lua, &job.origin, args),
-    };
+    let actor = Actor::current(lua)?;
     let mut args = args.into_iter();
     let first = args.next();
     let Some(first) = first else {
-        return list_handlers(lua, &stage);
+        return list_handlers(lua, actor.stage_thread("stage.waitfor()")?);
     };
     match first {
-        LuaValue::Function(f) => register_fresh(lua, &stage, 16, f, args.collect()),
+        LuaValue::Function(f) => register_fresh(lua, &actor, 16, f, args.collect()),
         LuaValue::Integer(_) | LuaValue::Number(_) => {
             let len = lua
                 .coerce_integer(first.clone())?
                 .unwrap_or(16)
                 .clamp(4, 256) as usize;
             match args.next() {
-                Some(LuaValue::Function(f)) => register_fresh(lua, &stage, len, f, args.collect()),
+                Some(LuaValue::Function(f)) => register_fresh(lua, &actor, len, f, args.collect()),
                 _ => Err(mlua::Error::runtime(
                     "stage.waitfor(n, fn): a function must follow the length",
                 )),
@@ -69,9 +65,9 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         LuaValue::String(name) => {
             let name = name.to_str()?.to_string();
             match args.next() {
-                None => lookup(lua, &stage, &name),
+                None => lookup(lua, actor.stage_thread("stage.waitfor(name)")?, &name),
                 Some(LuaValue::Nil) => {
-                    stage.unregister(&name)?;
+                    actor.unregister(&name)?;
                     Ok(MultiValue::new())
                 }
                 Some(LuaValue::Function(f)) => {
@@ -81,19 +77,14 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
                     } else {
                         Some(copy_all(lua, &rest)?)
                     };
-                    let shipped = Shipped::ship(lua, &f, &stage.env)?;
-                    stage.register(name.clone(), shipped, reg)?;
-                    Ok(MultiValue::from_iter([LuaValue::String(
-                        lua.create_string(&name)?,
-                    )]))
+                    actor.register(lua, name.clone(), &f, reg)?;
+                    name_result(lua, &name)
                 }
                 Some(value) => {
                     let mut all = vec![value];
                     all.extend(args);
-                    if stage.set_args(&name, copy_all(lua, &all)?)? {
-                        Ok(MultiValue::from_iter([LuaValue::String(
-                            lua.create_string(&name)?,
-                        )]))
+                    if actor.set_args(&name, copy_all(lua, &all)?)? {
+                        name_result(lua, &name)
                     } else {
                         Ok(MultiValue::from_iter([LuaValue::Nil]))
                     }
@@ -105,81 +96,6 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
             other.type_name()
         ))),
     }
-}
-
-/// `stage.waitfor` in a worker job: registrations travel to the stage thread, in order with
-/// the messages the job sends (`sandbox.md` §8.4). Looking handlers up needs the stage thread.
-fn waitfor_in_job(lua: &Lua, origin: &Origin, args: MultiValue) -> mlua::Result<MultiValue> {
-    let mut args = args.into_iter();
-    let (name, rest) = match args.next() {
-        Some(LuaValue::String(name)) => (name.to_str()?.to_string(), args),
-        Some(LuaValue::Function(f)) => {
-            let name = fresh_name(16, |_| false);
-            register_from_job(lua, origin, &name, &f, Some(args.collect()))?;
-            return name_result(lua, &name);
-        }
-        Some(n @ (LuaValue::Integer(_) | LuaValue::Number(_))) => {
-            let len = lua.coerce_integer(n)?.unwrap_or(16).clamp(4, 256) as usize;
-            let Some(LuaValue::Function(f)) = args.next() else {
-                return Err(mlua::Error::runtime(
-                    "stage.waitfor(n, fn): a function must follow the length",
-                ));
-            };
-            let name = fresh_name(len, |_| false);
-            register_from_job(lua, origin, &name, &f, Some(args.collect()))?;
-            return name_result(lua, &name);
-        }
-        _ => {
-            return Err(mlua::Error::runtime(
-                "stage.waitfor() and stage.waitfor(name) read the stage's handlers: call them on its stage thread, not in a worker job",
-            ))
-        }
-    };
-    let mut rest = rest.peekable();
-    match rest.next() {
-        None => Err(mlua::Error::runtime(
-            "stage.waitfor(name) reads the stage's handlers: call it on its stage thread, not in a worker job",
-        )),
-        Some(LuaValue::Nil) => {
-            origin.command(StageCommand::Unregister(name))?;
-            Ok(MultiValue::new())
-        }
-        Some(LuaValue::Function(f)) => {
-            let more: Vec<LuaValue> = rest.collect();
-            let args = if more.is_empty() { None } else { Some(more) };
-            register_from_job(lua, origin, &name, &f, args)?;
-            name_result(lua, &name)
-        }
-        Some(value) => {
-            let mut all = vec![value];
-            all.extend(rest);
-            let args = copy_all(lua, &all)?;
-            origin.command(StageCommand::SetArgs {
-                name: name.clone(),
-                args,
-            })?;
-            name_result(lua, &name)
-        }
-    }
-}
-
-/// Ships a handler registered in a job to its stage.
-pub(crate) fn register_from_job(
-    lua: &Lua,
-    origin: &Origin,
-    name: &str,
-    f: &Function,
-    args: Option<Vec<LuaValue>>,
-) -> mlua::Result<()> {
-    let args = match args {
-        Some(values) => Some(copy_all(lua, &values)?),
-        None => None,
-    };
-    origin.command(StageCommand::Register {
-        name: name.to_string(),
-        code: crate::handlers::shipped_code(lua, f)?,
-        args,
-    })
 }
 
 fn name_result(lua: &Lua, name: &str) -> mlua::Result<MultiValue> {
@@ -207,18 +123,15 @@ pub(crate) fn copy_all(lua: &Lua, values: &[LuaValue]) -> mlua::Result<Vec<Value
 
 fn register_fresh(
     lua: &Lua,
-    stage: &Stage,
+    actor: &Actor,
     len: usize,
     f: Function,
     rest: Vec<LuaValue>,
 ) -> mlua::Result<MultiValue> {
-    let name = fresh_name(len, |n| stage.handlers.borrow().contains(n));
-    let shipped = Shipped::ship(lua, &f, &stage.env)?;
+    let name = fresh_name(len, |n| actor.has_handler(n));
     tracing::info!(target: "lua", "stage.waitfor: registered '{name}'");
-    stage.register(name.clone(), shipped, Some(copy_all(lua, &rest)?))?;
-    Ok(MultiValue::from_iter([LuaValue::String(
-        lua.create_string(&name)?,
-    )]))
+    actor.register(lua, name.clone(), &f, Some(copy_all(lua, &rest)?))?;
+    name_result(lua, &name)
 }
 
 /// `stage.waitfor(name)`: a new copy of the function, then the registration arguments.
@@ -335,7 +248,7 @@ fn send(
                 // A stage without id offers the key to its own process, synchronously (§6.7).
                 return stage.call_sync(lua, msg, values);
             }
-            let key = stage.own_key(msg);
+            let key = stage.origin().own_key(msg);
             if this_instance && address.is_none() {
                 let message = message(lua, stage, key, &values, deadline_ms)?;
                 stage.post_self(lua, message)?;
@@ -357,7 +270,7 @@ fn send(
             (key, scope, svc.to_string())
         }
         Target::AnyOwn { msg } => (
-            stage.own_key(msg),
+            stage.origin().own_key(msg),
             Scope::One,
             own.unwrap_or_default().to_string(),
         ),
@@ -412,7 +325,7 @@ fn message<'a>(
     Ok(Message {
         key,
         values,
-        sender: Some(stage.sender()),
+        sender: Some(stage.origin().sender()),
         deadline_ms,
         globals: Vec::new(),
     })
@@ -777,8 +690,8 @@ fn submit(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
     let job = Job {
         key,
         func,
-        args: job_args(lua, &rest)?,
-        origin: actor.origin(),
+        args: convert::to_transferable_args(lua, &rest)?,
+        origin: actor.origin().clone(),
         thread: None,
     };
     actor.process().submit(job)
@@ -787,12 +700,4 @@ fn submit(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
 /// A function as a job runs it: bytecode, its captured locals lost (with a WARN).
 pub(crate) fn job_function(lua: &Lua, f: &Function) -> mlua::Result<JobFn> {
     Ok(JobFn::Code(crate::handlers::shipped_code(lua, f)?))
-}
-
-/// A job's arguments, copied once at submission; coroutines and userdata are refused.
-pub(crate) fn job_args(lua: &Lua, values: &[LuaValue]) -> mlua::Result<Args> {
-    for value in values {
-        crate::sandbox::check_transferable(value).map_err(mlua::Error::runtime)?;
-    }
-    convert::to_args(lua, values.iter())
 }

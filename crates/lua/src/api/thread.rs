@@ -6,11 +6,9 @@
 //! stage's mailbox, never through the router (decision Q16). The callback is removed
 //! [`crate::stage::THREAD_CALLBACK_LINGER_MS`] after the job ended.
 
-use super::stage::{copy_all, fresh_name, job_args, job_function, register_from_job};
+use super::stage::{copy_all, fresh_name, job_function};
 use super::Actor;
 use crate::convert;
-use crate::handlers::Shipped;
-use crate::stage::StageCommand;
 use crate::worker::{Job, JobScope};
 use mlua::{Lua, MultiValue, Table, Value as LuaValue};
 use std::rc::Rc;
@@ -98,16 +96,13 @@ fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<String> {
             f.type_name()
         )));
     };
-    let callback = match &actor {
-        Actor::Stage(stage) => fresh_name(16, |n| stage.handlers.borrow().contains(n)),
-        Actor::Job(_) => fresh_name(16, |_| false),
-    };
+    let callback = fresh_name(16, |n| actor.has_handler(n));
     let args: Vec<LuaValue> = args.into_iter().collect();
     let job = Job {
         key: 0,
         func: job_function(lua, &f)?,
-        args: job_args(lua, &args)?,
-        origin: actor.origin(),
+        args: convert::to_transferable_args(lua, &args)?,
+        origin: actor.origin().clone(),
         thread: Some(callback.clone()),
     };
     actor.process().submit(job)?;
@@ -131,35 +126,16 @@ fn signal(lua: &Lua, values: MultiValue) -> mlua::Result<()> {
 fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<String> {
     let actor = Actor::current(lua)?;
     let mut args = args.into_iter();
-    match (args.next().unwrap_or(LuaValue::Nil), &actor) {
-        (LuaValue::Function(f), Actor::Stage(stage)) => {
+    match args.next().unwrap_or(LuaValue::Nil) {
+        LuaValue::Function(f) => {
             let rest: Vec<LuaValue> = args.collect();
-            let shipped = Shipped::ship(lua, &f, &stage.env)?;
-            stage.register(callback.to_string(), shipped, Some(copy_all(lua, &rest)?))?;
+            actor.register(lua, callback.to_string(), &f, Some(copy_all(lua, &rest)?))?;
         }
-        (LuaValue::Function(f), Actor::Job(job)) => {
-            register_from_job(lua, &job.origin, callback, &f, Some(args.collect()))?;
-        }
-        (LuaValue::Nil, Actor::Stage(stage)) => {
-            stage.unregister(callback)?;
-        }
-        (LuaValue::Nil, Actor::Job(job)) => {
-            job.origin
-                .command(StageCommand::Unregister(callback.to_string()))?;
-        }
-        (value, _) => {
+        LuaValue::Nil => actor.unregister(callback)?,
+        value => {
             let mut all = vec![value];
             all.extend(args);
-            let values = copy_all(lua, &all)?;
-            match &actor {
-                Actor::Stage(stage) => {
-                    stage.set_args(callback, values)?;
-                }
-                Actor::Job(job) => job.origin.command(StageCommand::SetArgs {
-                    name: callback.to_string(),
-                    args: values,
-                })?,
-            }
+            actor.set_args(callback, copy_all(lua, &all)?)?;
         }
     }
     Ok(callback.to_string())
