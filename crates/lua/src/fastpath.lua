@@ -1,6 +1,6 @@
 -- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
-local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, limit, max_bytes = ...
+local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, mark, limit, max_bytes = ...
 local pcall, xpcall, select, type, error = pcall, xpcall, select, type, error
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
@@ -11,8 +11,6 @@ local H = {}
 local KIND, MSG, cached = {}, {}, 0
 local sync_depth = 0
 local calls, errors, sent, handled = 0, 0, 0, 0
--- Messages dispatched since the start: the budget hook's sign that a new invocation began.
-local dispatched = 0
 
 -- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs.
 -- B (the state's globals) has a protected, empty metatable, so B._WAITFOR is a raw access.
@@ -149,7 +147,7 @@ local function run(budget)
     Q1[t] = nil
     head = t + 1
     handled = handled + 1
-    dispatched = dispatched + 1
+    mark()  -- each message is an invocation of its own for the budget
     if deadline == nil or wall_ms() < deadline then
       local h = H[msg]
       if h == nil then
@@ -209,6 +207,4 @@ local function post(msg, sender, deadline, ...)
   return push(msg, sender, deadline, select("#", ...), ...)
 end
 
-local function progress() return dispatched end
-
-return H, signal, drain, post, progress
+return H, signal, drain, post

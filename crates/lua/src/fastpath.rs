@@ -30,8 +30,6 @@ pub enum LocalSender {
 
 /// The Lua side of the fast path of one stage.
 pub struct FastPath {
-    /// Messages dispatched so far, for the budget hook.
-    pub progress: Function,
     env: Table,
     plain: Table,
     drain: Function,
@@ -121,28 +119,23 @@ impl FastPath {
         })?;
         let wall_ms = lua.create_function(|_, ()| Ok(crate::api::wall_ms()))?;
         let id = stage.origin.id.as_deref().unwrap_or("").to_string();
-        let (plain, signal, drain, post, progress): (
-            Table,
-            Function,
-            Function,
-            Function,
-            Function,
-        ) = lua.load(SOURCE).set_name("=stage").call((
-            globals,
-            id,
-            &*stage.origin.address,
-            raw_signal,
-            classify,
-            copy_args,
-            slow_deliver,
-            report,
-            wall_ms,
-            stage.process.limits.mailbox,
-            stage.process.limits.message_bytes,
-        ))?;
+        let (plain, signal, drain, post): (Table, Function, Function, Function) =
+            lua.load(SOURCE).set_name("=stage").call((
+                globals,
+                id,
+                &*stage.origin.address,
+                raw_signal,
+                classify,
+                copy_args,
+                slow_deliver,
+                report,
+                wall_ms,
+                crate::budget::invocation_marker(lua)?,
+                stage.process.limits.mailbox,
+                stage.process.limits.message_bytes,
+            ))?;
         stage_table.set("signal", signal)?;
         Ok(FastPath {
-            progress,
             env: stage.env.clone(),
             plain,
             drain,

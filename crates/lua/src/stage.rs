@@ -238,7 +238,7 @@ impl Stage {
         args: MultiValue,
         waitfor: Option<mlua::Table>,
     ) -> Option<MultiValue> {
-        self.progress.bump();
+        let _running = self.progress.begin();
         match with_waitfor(lua, waitfor, || f.call::<MultiValue>(args)) {
             Ok(values) => Some(values),
             Err(e) => {

@@ -3,7 +3,7 @@
 //! first-come local queue and its mailbox — strictly one invocation at a time.
 
 use crate::api::{self, wall_ms};
-use crate::budget::{self, Budget};
+use crate::budget::{self, Budget, Watching};
 use crate::fastpath::FastPath;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
@@ -103,7 +103,7 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
         rx,
     } = prepared;
     let id = spec.id.as_deref().unwrap_or("");
-    let setup = || -> mlua::Result<(Lua, Rc<Stage>)> {
+    let setup = || -> mlua::Result<(Lua, Rc<Stage>, Watching)> {
         let (lua, sandbox) = state::new_state(&process)?;
         let stage = Rc::new(Stage::new(
             origin,
@@ -113,7 +113,6 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
         ));
         lua.set_app_data(stage.clone());
         let fast = FastPath::install(&lua, &stage)?;
-        let fast_progress = fast.progress.clone();
         if stage.fast.set(fast).is_err() {
             return Err(mlua::Error::runtime("the fast path was installed twice"));
         }
@@ -123,10 +122,11 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
             what: "#limits.stage_budget_ms",
             memory_bytes: limits.lua_memory_bytes,
         };
-        budget::enforce(&lua, &budget, stage.progress.clone(), Some(fast_progress))?;
-        Ok((lua, stage))
+        let watching = budget::enforce(&lua, &budget, &stage.progress)?;
+        Ok((lua, stage, watching))
     };
-    let (lua, stage) = match setup() {
+    // The state is watched until `_watching` drops, before `lua`.
+    let (lua, stage, _watching) = match setup() {
         Ok(s) => s,
         Err(e) => return tracing::error!("stage '{id}': cannot create its Lua state: {e}"),
     };
@@ -192,7 +192,10 @@ fn drain_local(lua: &Lua, stage: &Stage, batch_end: Instant) -> usize {
         return 0;
     };
     loop {
-        let drained = match fast.drain(LOCAL_SLICE) {
+        let running = stage.progress.begin();
+        let drained = fast.drain(LOCAL_SLICE);
+        drop(running);
+        let drained = match drained {
             Ok(d) => d,
             Err(e) => {
                 report_error(lua, &e);
@@ -259,7 +262,7 @@ impl Boot {
         if let Err(e) = setup() {
             return report_error(lua, &e);
         }
-        stage.progress.bump();
+        let _running = stage.progress.begin();
         let Some((_, result)) = api::stage::run_script(lua, &stage.process, &stage.env, &file)
         else {
             tracing::warn!(

@@ -9,7 +9,7 @@
 //! past 80 % the submitting thread waits up to 400 ms for the workers to catch up before
 //! `stage.submit` returns (the spec's back-pressure, without running jobs in the caller's state).
 
-use crate::budget::{self, Budget, Progress};
+use crate::budget::{self, Budget, Progress, Watching};
 use crate::convert;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
@@ -318,7 +318,7 @@ fn repeat_due(shared: &Shared) {
 
 /// One worker: its own state, then jobs until told to stop.
 fn work(process: &Arc<ProcessContext>, shared: &Shared) {
-    let setup = || -> mlua::Result<(Lua, Rc<Sandbox>, Progress)> {
+    let setup = || -> mlua::Result<(Lua, Rc<Sandbox>, Progress, Watching)> {
         let (lua, sandbox) = state::new_state(process)?;
         let progress = Progress::default();
         let limits = &process.limits;
@@ -327,10 +327,10 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
             what: "#limits.job_budget_ms",
             memory_bytes: limits.lua_memory_bytes,
         };
-        budget::enforce(&lua, &budget, progress.clone(), None)?;
-        Ok((lua, sandbox, progress))
+        let watching = budget::enforce(&lua, &budget, &progress)?;
+        Ok((lua, sandbox, progress, watching))
     };
-    let (lua, sandbox, progress) = match setup() {
+    let (lua, sandbox, progress, watching) = match setup() {
         Ok(s) => s,
         Err(e) => {
             return tracing::error!(
@@ -341,6 +341,7 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
     };
     state::preload(&lua, process);
     let worker = Worker {
+        _watching: watching,
         lua,
         sandbox,
         progress,
@@ -355,6 +356,8 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
 }
 
 struct Worker {
+    /// Dropped first: the state is watched until it closes.
+    _watching: Watching,
     lua: Lua,
     sandbox: Rc<Sandbox>,
     progress: Progress,
@@ -363,7 +366,7 @@ struct Worker {
 impl Worker {
     /// Runs one job with fresh private globals; returns the delay after which it repeats.
     fn run(&self, process: &Arc<ProcessContext>, job: &Job) -> Option<i64> {
-        self.progress.bump();
+        let _running = self.progress.begin();
         self.lua.set_app_data(Rc::new(JobScope {
             process: process.clone(),
             origin: job.origin.clone(),

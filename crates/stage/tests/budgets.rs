@@ -105,3 +105,92 @@ stage.addtask(50, function () stage.signal("ok") return 0 end)
         + out.stderr.matches("stack overflow").count();
     assert_eq!(errors, 5, "3 handlers, 2 timers: {}", out.stderr);
 }
+
+#[test]
+fn runaway_coroutines_and_endless_sync_calls_are_stopped() {
+    let out = app(r#"
+stage.waitfor("wrapped", function () coroutine.wrap(function () while true do end end)() end)
+stage.waitfor("nested", function ()
+  coroutine.resume(coroutine.create(function ()
+    coroutine.wrap(function () local x = 0 while true do x = x + 1 end end)()
+  end))
+end)
+-- Registration arguments keep "echo" off the fast path: each call goes through the runtime.
+stage.waitfor("echo", function (a, b) return b end, 1)
+stage.waitfor("calls", function () while true do stage.signal(":echo", 2) end end)
+stage.waitfor("next", function (n) print("served", n) if n == 3 then stage.exit() end end)
+stage.signal("wrapped")
+stage.signal("next", 1)
+stage.signal("nested")
+stage.signal("next", 2)
+stage.signal("calls")
+stage.signal("next", 3)
+"#)
+    .run_args(&["run", "."]);
+    assert_eq!(
+        out.lines(),
+        ["served\t1", "served\t2", "served\t3"],
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("budget exceeded").count(),
+        3,
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_budget_is_per_invocation_and_counts_neither_idle_time_nor_a_whole_batch() {
+    let out = app(r#"
+function BUSY(ms) local t = os.clock() + ms / 1000 while os.clock() < t do end end
+DONE = 0
+-- 100 messages of 5 ms each: 500 ms in one batch of the stage thread, 5 ms per invocation.
+stage.waitfor("work", function () BUSY(5) DONE = DONE + 1 end)
+stage.waitfor("counted", function ()
+  print("batch", DONE)
+  -- 300 ms idle, longer than the budget, then a timer that works 120 ms of its 200.
+  stage.addtask(300, function () BUSY(120) print("slow but within the budget")
+    stage.signal("spin")
+    stage.signal("after")
+    return 0
+  end)
+end)
+stage.waitfor("spin", function () T0 = thread.tick while true do end end)
+stage.waitfor("after", function ()
+  local ms = (thread.tick - T0) * 1000
+  print("stopped after at least the budget", ms >= 195, ms)
+  stage.exit()
+end)
+for i = 1, 100 do stage.signal("work") end
+stage.signal("counted")
+"#)
+    .run_args(&["run", "."]);
+    let lines = out.lines();
+    assert_eq!(lines.len(), 3, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(lines[0], "batch\t100", "{}", out.stderr);
+    assert_eq!(lines[1], "slow but within the budget", "{}", out.stderr);
+    assert!(
+        lines[2].starts_with("stopped after at least the budget\ttrue"),
+        "{}\n{}",
+        lines[2],
+        out.stderr
+    );
+    let ms: f64 = lines[2]
+        .rsplit('\t')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::MAX);
+    assert!(
+        ms < 2000.0,
+        "stopped {ms} ms after it began: {}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.matches("budget exceeded").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+}
