@@ -13,6 +13,11 @@
 //! so `pcall`, `xpcall` and `coroutine.resume` hand it on instead of catching it, and removes
 //! itself once the epoch has moved. An invocation is stopped between its budget and its budget
 //! plus a tenth of it (the watchdog's tick is a twentieth of the smallest budget, 1–50 ms).
+//!
+//! The memory cap holds while an invocation runs, that is whenever script code can allocate.
+//! Between invocations the runtime builds the next handler's arguments with the cap lifted:
+//! `mlua` runs every API call inside a protected call while a cap is set, which made that
+//! work several times dearer, and what it builds is bounded by `#limits.message_bytes`.
 
 use mlua::ffi::{self, lua_Debug, lua_State};
 use mlua::Lua;
@@ -74,13 +79,18 @@ pub struct Progress(Rc<Tracker>);
 
 struct Tracker {
     watched: Arc<Watched>,
+    /// The memory cap in bytes that holds during invocations (0 = none).
+    memory_cap: Cell<usize>,
     /// Nesting of [`Progress::begin`]: only the outermost invocation moves the epoch.
     depth: Cell<u32>,
 }
 
 /// A running invocation; it ends when this is dropped.
 #[must_use = "the invocation ends when this is dropped"]
-pub struct Invocation<'a>(&'a Progress);
+pub struct Invocation<'a> {
+    progress: &'a Progress,
+    lua: &'a Lua,
+}
 
 impl Default for Progress {
     fn default() -> Progress {
@@ -93,29 +103,34 @@ impl Default for Progress {
                 running: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
                 running_len: AtomicUsize::new(0),
             }),
+            memory_cap: Cell::new(0),
             depth: Cell::new(0),
         }))
     }
 }
 
 impl Progress {
-    /// Marks the start of an invocation (a handler, a timer, a job, a main script); one started
-    /// inside another is part of it.
-    pub fn begin(&self) -> Invocation<'_> {
+    /// Marks the start of an invocation on `lua`, the state this progress belongs to (a
+    /// handler, a timer, a job, a main script); one started inside another is part of it.
+    pub fn begin<'a>(&'a self, lua: &'a Lua) -> Invocation<'a> {
         let tracker = &self.0;
         let depth = tracker.depth.get();
         if depth == 0 {
             let epoch = &tracker.watched.epoch;
             epoch.store(epoch.load(Relaxed) | 1, Relaxed);
+            set_memory_cap(lua, tracker.memory_cap.get());
         }
         tracker.depth.set(depth + 1);
-        Invocation(self)
+        Invocation {
+            progress: self,
+            lua,
+        }
     }
 }
 
 impl Drop for Invocation<'_> {
     fn drop(&mut self) {
-        let tracker = &self.0 .0;
+        let tracker = &self.progress.0;
         let depth = tracker.depth.get() - 1;
         tracker.depth.set(depth);
         if depth == 0 {
@@ -124,7 +139,15 @@ impl Drop for Invocation<'_> {
             watched
                 .epoch
                 .store(watched.epoch.load(Relaxed) + 1, Relaxed);
+            set_memory_cap(self.lua, 0);
         }
+    }
+}
+
+/// Sets the state's memory cap in bytes (0 = none).
+fn set_memory_cap(lua: &Lua, bytes: usize) {
+    if let Err(e) = lua.set_memory_limit(bytes) {
+        tracing::error!("cannot set a Lua state's memory cap: {e}");
     }
 }
 
@@ -151,13 +174,12 @@ impl Drop for Watching {
 }
 
 /// Puts the state owned by this thread under `budget`: budget errors that `pcall` and friends
-/// hand on, the watchdog, and the memory cap. Called once per state, after the sandbox.
+/// hand on, the watchdog, and the memory cap for invocations. Called once per state, after the
+/// sandbox; script code must run inside [`Progress::begin`] from then on.
 pub fn enforce(lua: &Lua, budget: &Budget, progress: &Progress) -> mlua::Result<Watching> {
     let watched = progress.0.watched.clone();
     uncatchable(lua)?;
-    if budget.memory_bytes > 0 {
-        lua.set_memory_limit(budget.memory_bytes)?;
-    }
+    progress.0.memory_cap.set(budget.memory_bytes);
     let message = format!(
         "{BUDGET_ERROR} this invocation ran longer than {} ms ({}) and was stopped",
         budget.time.as_millis(),

@@ -238,7 +238,7 @@ impl Stage {
         args: MultiValue,
         waitfor: Option<mlua::Table>,
     ) -> Option<MultiValue> {
-        let _running = self.progress.begin();
+        let _running = self.progress.begin(lua);
         match with_waitfor(lua, waitfor, || f.call::<MultiValue>(args)) {
             Ok(values) => Some(values),
             Err(e) => {

@@ -130,7 +130,10 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
         Ok(s) => s,
         Err(e) => return tracing::error!("stage '{id}': cannot create its Lua state: {e}"),
     };
-    state::preload(&lua, &process);
+    {
+        let _running = stage.progress.begin(&lua);
+        state::preload(&lua, &process);
+    }
     let mut boot = Boot::new(spec.main_script);
     boot.attempt(&lua, &stage);
     let mut last_retry = Instant::now();
@@ -192,7 +195,7 @@ fn drain_local(lua: &Lua, stage: &Stage, batch_end: Instant) -> usize {
         return 0;
     };
     loop {
-        let running = stage.progress.begin();
+        let running = stage.progress.begin(lua);
         let drained = fast.drain(LOCAL_SLICE);
         drop(running);
         let drained = match drained {
@@ -262,7 +265,7 @@ impl Boot {
         if let Err(e) = setup() {
             return report_error(lua, &e);
         }
-        let _running = stage.progress.begin();
+        let _running = stage.progress.begin(lua);
         let Some((_, result)) = api::stage::run_script(lua, &stage.process, &stage.env, &file)
         else {
             tracing::warn!(

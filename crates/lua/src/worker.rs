@@ -339,7 +339,10 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
             )
         }
     };
-    state::preload(&lua, process);
+    {
+        let _running = progress.begin(&lua);
+        state::preload(&lua, process);
+    }
     let worker = Worker {
         _watching: watching,
         lua,
@@ -366,7 +369,7 @@ struct Worker {
 impl Worker {
     /// Runs one job with fresh private globals; returns the delay after which it repeats.
     fn run(&self, process: &Arc<ProcessContext>, job: &Job) -> Option<i64> {
-        let _running = self.progress.begin();
+        let _running = self.progress.begin(&self.lua);
         self.lua.set_app_data(Rc::new(JobScope {
             process: process.clone(),
             origin: job.origin.clone(),

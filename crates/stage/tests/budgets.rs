@@ -96,10 +96,16 @@ stage.signal("deep")
 stage.addtask(5, function () local t = {} for i = 1, 100 do t[i] = string.rep("x", 1 << 20) .. i end end)
 stage.addtask(6, function () local function f(n) return f(n + 1) + 1 end return f(1) end)
 stage.addtask(50, function () stage.signal("ok") return 0 end)
+print("the main script is capped too", not pcall(string.rep, "x", 1 << 26))
 "#,
     )
     .run_args(&["run", "."]);
-    assert_eq!(out.lines(), ["still serving\ttrue"], "{}", out.stderr);
+    assert_eq!(
+        out.lines(),
+        ["the main script is capped too\ttrue", "still serving\ttrue"],
+        "{}",
+        out.stderr
+    );
     // The recursion ends in a stack overflow or, under this small cap, in the memory limit.
     let errors = out.stderr.matches("not enough memory").count()
         + out.stderr.matches("stack overflow").count();
