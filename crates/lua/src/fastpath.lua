@@ -64,13 +64,16 @@ local function enqueue(msg, ...)
   return push(msg, 0, nil, n, ...)
 end
 
-local function finish_sync(previous, ok, ...)
+-- What a synchronous call replaced, by depth; restored when the call ends, also by an error
+-- (a to-be-closed value: cheaper than a pcall, and the error keeps its traceback).
+local SAVED = {}
+local SYNC_END = setmetatable({}, { __close = function ()
+  local d = depth
+  B._WAITFOR = SAVED[d]
+  SAVED[d] = nil
+  depth = d - 1
   sync_depth = sync_depth - 1
-  depth = depth - 1
-  B._WAITFOR = previous
-  if ok then return ... end
-  error((...), 0)
-end
+end })
 
 local function signal(target, ...)
   local kind = KIND[target]
@@ -107,12 +110,13 @@ local function signal(target, ...)
       local w = W[d]
       if w == nil then w = {} W[d] = w end
       w[0], w[-1], w[1], w[2] = msg, msg, nil, nil
-      local previous = B._WAITFOR
+      SAVED[d] = B._WAITFOR
       depth = d
       B._WAITFOR = w
       sync_depth = sync_depth + 1
       calls = calls + 1
-      return finish_sync(previous, pcall(h, ...))
+      local _ <close> = SYNC_END
+      return h(...)
     end
   end
   return raw_signal(target, ...)

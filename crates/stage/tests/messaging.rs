@@ -476,3 +476,33 @@ stage.exit()
         out.stderr
     );
 }
+
+#[test]
+fn a_failing_synchronous_call_restores_the_callers_waitfor_and_depth() {
+    let out = run(r##"
+stage.waitfor("bad", function () error("boom") end)
+stage.waitfor("good", function (x) return _WAITFOR[0], x * 2 end)
+stage.waitfor("nest", function () return pcall(stage.signal, ":bad") end)
+stage.waitfor("outer", function ()
+  print(pcall(stage.signal, ":bad"))
+  print("after an error", _WAITFOR[0], stage.signal(":good", 21))
+  print("nested", stage.signal(":nest"))
+  print("still", _WAITFOR[0], stage.signal(":good", 1))
+  stage.signal(nil, "reply")   -- not inside a synchronous call any more: a real reply
+end)
+stage.waitfor("done", function (v) print("replied", v) stage.exit() end)
+stage.signal("outer=done")
+"##);
+    assert_eq!(
+        out.lines(),
+        [
+            "false\tmain.lua:2: boom",
+            "after an error\touter=done\tgood\t42",
+            "nested\tfalse\tmain.lua:2: boom",
+            "still\touter=done\tgood\t2",
+            "replied\treply"
+        ],
+        "{}",
+        out.stderr
+    );
+}
