@@ -1,6 +1,7 @@
 -- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
-local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, mark, limit, max_bytes = ...
+local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, mark, error_text, limit,
+  max_bytes = ...
 local pcall, xpcall, select, type, error = pcall, xpcall, select, type, error
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
@@ -184,6 +185,7 @@ local function run(budget)
 end
 
 local function on_error(e)
+  if type(e) == "userdata" then e = error_text(e) end
   return traceback(tostring(e), 2)
 end
 
@@ -211,4 +213,19 @@ local function post(msg, sender, deadline, ...)
   return push(msg, sender, deadline, select("#", ...), ...)
 end
 
-return H, signal, drain, post
+-- Calls a handler, timer or idle function for the runtime: `true` and its results, or `false`
+-- and the error with its traceback. With a message id, `_WAITFOR` is the message's while it
+-- runs.
+local function finish(previous, ok, ...)
+  B._WAITFOR = previous
+  if ok then return true, ... end
+  return false, (...)
+end
+local function invoke(f, msg, name, address, stage, ...)
+  if msg == nil then return xpcall(f, on_error, ...) end
+  local previous = B._WAITFOR
+  B._WAITFOR = { [0] = msg, [-1] = name, address, stage }
+  return finish(previous, xpcall(f, on_error, ...))
+end
+
+return H, signal, drain, post, invoke

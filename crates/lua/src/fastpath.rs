@@ -34,6 +34,18 @@ pub struct FastPath {
     plain: Table,
     drain: Function,
     post: Function,
+    invoke: Function,
+}
+
+/// The message a handler is invoked for: what `_WAITFOR` holds while it runs.
+pub struct WaitFor<'a> {
+    /// The message id (`_WAITFOR[0]`).
+    pub msg: &'a str,
+    /// The handler's name (`_WAITFOR[-1]`).
+    pub name: &'a str,
+    /// The sender's reply address and stage id (`_WAITFOR[1]`, `[2]`).
+    pub address: Option<&'a str>,
+    pub stage: Option<&'a str>,
 }
 
 /// What one [`FastPath::drain`] call did.
@@ -119,7 +131,13 @@ impl FastPath {
         })?;
         let wall_ms = lua.create_function(|_, ()| Ok(crate::api::wall_ms()))?;
         let id = stage.origin.id.as_deref().unwrap_or("").to_string();
-        let (plain, signal, drain, post): (Table, Function, Function, Function) =
+        let error_text = lua.create_function(|_, e: LuaValue| {
+            Ok(match e {
+                LuaValue::Error(e) => crate::errors::message(&e),
+                other => other.to_string()?,
+            })
+        })?;
+        let (plain, signal, drain, post, invoke): (Table, Function, Function, Function, Function) =
             lua.load(SOURCE).set_name("=stage").call((
                 globals,
                 id,
@@ -131,6 +149,7 @@ impl FastPath {
                 report,
                 wall_ms,
                 crate::budget::invocation_marker(lua)?,
+                error_text,
                 stage.process.limits.mailbox,
                 stage.process.limits.message_bytes,
             ))?;
@@ -140,6 +159,7 @@ impl FastPath {
             plain,
             drain,
             post,
+            invoke,
         })
     }
 
@@ -159,6 +179,37 @@ impl FastPath {
             errors,
             sent,
         })
+    }
+
+    /// Calls `f` protected, with `_WAITFOR` set for `waitfor` if given: its results, or the
+    /// error's text with a traceback.
+    pub fn invoke(
+        &self,
+        f: &Function,
+        waitfor: Option<WaitFor<'_>>,
+        args: MultiValue,
+    ) -> mlua::Result<Result<MultiValue, String>> {
+        let mut results: MultiValue = match waitfor {
+            Some(w) => self
+                .invoke
+                .call((f, w.msg, w.name, w.address, w.stage, args))?,
+            None => self.invoke.call((
+                f,
+                LuaValue::Nil,
+                LuaValue::Nil,
+                LuaValue::Nil,
+                LuaValue::Nil,
+                args,
+            ))?,
+        };
+        match results.pop_front() {
+            Some(LuaValue::Boolean(true)) => Ok(Ok(results)),
+            _ => Ok(Err(match results.pop_front() {
+                Some(LuaValue::String(text)) => text.to_string_lossy(),
+                Some(other) => format!("{other:?}"),
+                None => "an error without a message".to_string(),
+            })),
+        }
     }
 
     /// Queues a message for this stage from the runtime.

@@ -7,7 +7,7 @@
 
 use crate::budget::Progress;
 use crate::convert;
-use crate::fastpath::{FastPath, LocalSender};
+use crate::fastpath::{FastPath, LocalSender, WaitFor};
 use crate::handlers::{Handler, Handlers, Shipped};
 use crate::process::ProcessContext;
 use crate::timers::Timers;
@@ -230,23 +230,29 @@ impl Stage {
         }
     }
 
-    /// Runs `f` protected with `_WAITFOR` set to `waitfor`; errors go to `_TRACEBACK`.
+    /// Runs `f` protected with `_WAITFOR` set for `waitfor`; errors go to `_TRACEBACK`.
     pub fn invoke(
         &self,
         lua: &Lua,
         f: &mlua::Function,
         args: MultiValue,
-        waitfor: Option<mlua::Table>,
+        waitfor: Option<WaitFor<'_>>,
     ) -> Option<MultiValue> {
         let _running = self.progress.begin(lua);
-        match with_waitfor(lua, waitfor, || f.call::<MultiValue>(args)) {
-            Ok(values) => Some(values),
-            Err(e) => {
-                self.counters.handler_errors.inc();
-                report_error(lua, &e);
-                None
-            }
-        }
+        let outcome = match self.fast.get() {
+            Some(fast) => fast.invoke(f, waitfor, args),
+            None => Err(mlua::Error::runtime(
+                "the stage's fast path is not installed",
+            )),
+        };
+        let text = match outcome {
+            Ok(Ok(values)) => return Some(values),
+            Ok(Err(text)) => text,
+            Err(e) => crate::errors::log_text(&e),
+        };
+        self.counters.handler_errors.inc();
+        report_text(lua, text);
+        None
     }
 
     /// Handles one message from the mailbox: matches a handler, calls it, sends the automatic
@@ -304,9 +310,11 @@ impl Stage {
             Err(e) => return report_error(lua, &e),
         };
         args.extend(values);
-        let waitfor = match waitfor_table(lua, msg_id, &name, sender) {
-            Ok(t) => t,
-            Err(e) => return report_error(lua, &e),
+        let waitfor = WaitFor {
+            msg: msg_id,
+            name: &name,
+            address: sender.map(|s| &*s.address),
+            stage: sender.and_then(|s| s.stage.as_deref()),
         };
         self.counters.handler_calls.inc();
         let saved = match set_globals(lua, globals, &self.env) {
