@@ -25,7 +25,6 @@ use parking_lot::{Condvar, Mutex};
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::ptr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -74,10 +73,7 @@ thread_local! {
 }
 
 /// The invocations of one state as the watchdog sees them; owned by the state's thread.
-#[derive(Clone)]
-pub struct Progress(Rc<Tracker>);
-
-struct Tracker {
+pub struct Progress {
     watched: Arc<Watched>,
     /// The memory cap in bytes that holds during invocations (0 = none).
     memory_cap: Cell<usize>,
@@ -94,7 +90,7 @@ pub struct Invocation<'a> {
 
 impl Default for Progress {
     fn default() -> Progress {
-        Progress(Rc::new(Tracker {
+        Progress {
             watched: Arc::new(Watched {
                 epoch: AtomicU64::new(0),
                 armed: AtomicU64::new(u64::MAX),
@@ -105,7 +101,7 @@ impl Default for Progress {
             }),
             memory_cap: Cell::new(0),
             depth: Cell::new(0),
-        }))
+        }
     }
 }
 
@@ -113,14 +109,13 @@ impl Progress {
     /// Marks the start of an invocation on `lua`, the state this progress belongs to (a
     /// handler, a timer, a job, a main script); one started inside another is part of it.
     pub fn begin<'a>(&'a self, lua: &'a Lua) -> Invocation<'a> {
-        let tracker = &self.0;
-        let depth = tracker.depth.get();
+        let depth = self.depth.get();
         if depth == 0 {
-            let epoch = &tracker.watched.epoch;
+            let epoch = &self.watched.epoch;
             epoch.store(epoch.load(Relaxed) | 1, Relaxed);
-            set_memory_cap(lua, tracker.memory_cap.get());
+            set_memory_cap(lua, self.memory_cap.get());
         }
-        tracker.depth.set(depth + 1);
+        self.depth.set(depth + 1);
         Invocation {
             progress: self,
             lua,
@@ -130,11 +125,11 @@ impl Progress {
 
 impl Drop for Invocation<'_> {
     fn drop(&mut self) {
-        let tracker = &self.progress.0;
-        let depth = tracker.depth.get() - 1;
-        tracker.depth.set(depth);
+        let progress = self.progress;
+        let depth = progress.depth.get() - 1;
+        progress.depth.set(depth);
         if depth == 0 {
-            let watched = &tracker.watched;
+            let watched = &progress.watched;
             watched.running_len.store(0, Relaxed);
             watched
                 .epoch
@@ -177,9 +172,9 @@ impl Drop for Watching {
 /// hand on, the watchdog, and the memory cap for invocations. Called once per state, after the
 /// sandbox; script code must run inside [`Progress::begin`] from then on.
 pub fn enforce(lua: &Lua, budget: &Budget, progress: &Progress) -> mlua::Result<Watching> {
-    let watched = progress.0.watched.clone();
+    let watched = progress.watched.clone();
     uncatchable(lua)?;
-    progress.0.memory_cap.set(budget.memory_bytes);
+    progress.memory_cap.set(budget.memory_bytes);
     let message = format!(
         "{BUDGET_ERROR} this invocation ran longer than {} ms ({}) and was stopped",
         budget.time.as_millis(),

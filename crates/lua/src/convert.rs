@@ -144,8 +144,7 @@ pub fn to_args<'a>(
     lua: &Lua,
     values: impl IntoIterator<Item = &'a LuaValue>,
 ) -> mlua::Result<stage_core::Args> {
-    let mut copier = Copier::new(lua, false);
-    values.into_iter().map(|v| copier.top(v)).collect()
+    copy_list(lua, values, false)
 }
 
 /// Copies every value of a list with the refusals of [`to_transferable`].
@@ -153,7 +152,15 @@ pub fn to_transferable_args<'a>(
     lua: &Lua,
     values: impl IntoIterator<Item = &'a LuaValue>,
 ) -> mlua::Result<stage_core::Args> {
-    let mut copier = Copier::new(lua, true);
+    copy_list(lua, values, true)
+}
+
+fn copy_list<'a>(
+    lua: &Lua,
+    values: impl IntoIterator<Item = &'a LuaValue>,
+    transferable: bool,
+) -> mlua::Result<stage_core::Args> {
+    let mut copier = Copier::new(lua, transferable);
     values.into_iter().map(|v| copier.top(v)).collect()
 }
 

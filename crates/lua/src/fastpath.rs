@@ -189,19 +189,11 @@ impl FastPath {
         waitfor: Option<WaitFor<'_>>,
         args: MultiValue,
     ) -> mlua::Result<Result<MultiValue, String>> {
-        let mut results: MultiValue = match waitfor {
-            Some(w) => self
-                .invoke
-                .call((f, w.msg, w.name, w.address, w.stage, args))?,
-            None => self.invoke.call((
-                f,
-                LuaValue::Nil,
-                LuaValue::Nil,
-                LuaValue::Nil,
-                LuaValue::Nil,
-                args,
-            ))?,
+        let (msg, name, address, stage) = match waitfor {
+            Some(w) => (Some(w.msg), Some(w.name), w.address, w.stage),
+            None => (None, None, None, None),
         };
+        let mut results: MultiValue = self.invoke.call((f, msg, name, address, stage, args))?;
         match results.pop_front() {
             Some(LuaValue::Boolean(true)) => Ok(Ok(results)),
             _ => Ok(Err(match results.pop_front() {
