@@ -13,9 +13,11 @@ local KIND, MSG, cached = {}, {}, 0
 local sync_depth = 0
 local calls, errors, sent, handled = 0, 0, 0, 0
 
--- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs.
+-- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs (scripts
+-- read it, they do not write it). WS serves synchronous calls, whose tables never hold a reply
+-- address, so only their message id changes: storing nil into a missing key is Lua's slow path.
 -- B (the state's globals) has a protected, empty metatable, so B._WAITFOR is a raw access.
-local W, depth = {}, 0
+local W, WS, depth = {}, {}, 0
 
 -- The queue: parallel arrays, so a one-value message allocates nothing. QR is who sent it:
 -- 0 this stage (a reply is expected), 1 this stage's automatic reply, 2 nobody (explicit reply).
@@ -108,9 +110,9 @@ local function signal(target, ...)
     local h = H[msg]
     if h then
       local d = depth + 1
-      local w = W[d]
-      if w == nil then w = {} W[d] = w end
-      w[0], w[-1], w[1], w[2] = msg, msg, nil, nil
+      local w = WS[d]
+      if w == nil then w = {} WS[d] = w end
+      if w[0] ~= msg then w[0], w[-1] = msg, msg end
       SAVED[d] = B._WAITFOR
       depth = d
       B._WAITFOR = w

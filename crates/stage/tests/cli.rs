@@ -207,10 +207,16 @@ fn bench_measures_messages_calls_timers_jobs_and_snapshots() {
         out.stdout,
         out.stderr
     );
-    assert!(lines[0].starts_with("stage bench: 20000 messages"));
+    assert!(
+        lines[0].starts_with("stage bench: 20000 messages") && lines[0].ends_with(" ns here"),
+        "{}",
+        lines[0]
+    );
     for (line, what) in lines[1..].iter().zip(measures) {
         assert!(
-            line.starts_with(what) && line.contains(" /s ") && line.ends_with("ns each"),
+            line.starts_with(what)
+                && line.contains(" ns each ")
+                && line.ends_with(" /s at a 20 ns host call"),
             "{line}"
         );
     }

@@ -481,7 +481,7 @@ stage.exit()
 fn a_failing_synchronous_call_restores_the_callers_waitfor_and_depth() {
     let out = run(r##"
 stage.waitfor("bad", function () error("boom") end)
-stage.waitfor("good", function (x) return _WAITFOR[0], x * 2 end)
+stage.waitfor("good", function (x) return _WAITFOR[0] .. "/" .. _WAITFOR[-1], x * 2 end)
 stage.waitfor("nest", function () return pcall(stage.signal, ":bad") end)
 stage.waitfor("outer", function ()
   print(pcall(stage.signal, ":bad"))
@@ -497,9 +497,9 @@ stage.signal("outer=done")
         out.lines(),
         [
             "false\tmain.lua:2: boom",
-            "after an error\touter=done\tgood\t42",
+            "after an error\touter=done\tgood/good\t42",
             "nested\tfalse\tmain.lua:2: boom",
-            "still\touter=done\tgood\t2",
+            "still\touter=done\tgood/good\t2",
             "replied\treply"
         ],
         "{}",
