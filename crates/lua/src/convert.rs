@@ -380,24 +380,10 @@ fn rebind_upvalues(lua: &Lua, f: &mlua::Function, env: Option<&mlua::Table>) -> 
 /// Builds a Lua value from a copied value; functions are loaded with `env` as their globals.
 pub fn from_value(lua: &Lua, value: &Value, env: &mlua::Table) -> mlua::Result<LuaValue> {
     Ok(match value {
-        Value::Table(t) if !holds_function(t) => {
-            // SAFETY: `push_table` only pushes values and sets fields of tables it created; a
-            // Lua error there (out of memory, stack overflow) unwinds only frames that own
-            // nothing, and is returned by `exec_raw` as an error.
-            unsafe { lua.exec_raw::<LuaValue>((), |state| push_table(state, t))? }
-        }
-        Value::Table(t) => {
-            // Functions must be loaded with `env`: this level field by field.
-            let table = lua.create_table_with_capacity(0, t.0.len())?;
-            for (k, v) in &t.0 {
-                let v = from_value(lua, v, env)?;
-                match k {
-                    Key::Int(i) => table.raw_set(*i, v)?,
-                    Key::Str(s) => table.raw_set(lua.create_string(s)?, v)?,
-                }
-            }
-            LuaValue::Table(table)
-        }
+        Value::Table(t) => match push_plain_table(lua, t)? {
+            Some(table) => table,
+            None => LuaValue::Table(table_with_functions(lua, t, env)?),
+        },
         Value::Nil => LuaValue::Nil,
         Value::Bool(b) => LuaValue::Boolean(*b),
         Value::Int(i) => LuaValue::Integer(*i),
@@ -407,55 +393,138 @@ pub fn from_value(lua: &Lua, value: &Value, env: &mlua::Table) -> mlua::Result<L
     })
 }
 
-/// Whether a function is anywhere in `t` (functions need [`load_function`]).
-fn holds_function(t: &Table) -> bool {
-    t.0.iter().any(|(_, v)| match v {
-        Value::Function(_) => true,
-        Value::Table(inner) => holds_function(inner),
-        _ => false,
-    })
-}
-
-/// Pushes a new Lua table built from `t`, which holds no function, onto the stack.
-unsafe fn push_table(state: *mut mlua::ffi::lua_State, t: &Table) {
-    use mlua::ffi;
-    ffi::luaL_checkstack(state, 4, std::ptr::null());
-    let len = t.0.len();
-    let seq =
-        t.0.iter()
-            .filter(|(k, _)| matches!(k, Key::Int(i) if (1..=len as i64).contains(i)))
-            .count();
-    let narr = i32::try_from(seq).unwrap_or(i32::MAX);
-    let nrec = i32::try_from(len - seq).unwrap_or(i32::MAX);
-    ffi::lua_createtable(state, narr, nrec);
+/// Builds a table that holds functions somewhere: they must be loaded with `env`, so this
+/// level is built field by field.
+fn table_with_functions(lua: &Lua, t: &Table, env: &mlua::Table) -> mlua::Result<mlua::Table> {
+    let table = lua.create_table_with_capacity(0, t.0.len())?;
     for (k, v) in &t.0 {
+        let v = from_value(lua, v, env)?;
         match k {
-            Key::Int(i) => {
-                push_plain(state, v);
-                ffi::lua_rawseti(state, -2, *i);
-            }
-            Key::Str(s) => {
-                ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
-                push_plain(state, v);
-                ffi::lua_rawset(state, -3);
-            }
+            Key::Int(i) => table.raw_set(*i, v)?,
+            Key::Str(s) => table.raw_set(lua.create_string(s)?, v)?,
         }
     }
+    Ok(table)
 }
 
-/// Pushes a value other than a function (see [`push_table`]).
-unsafe fn push_plain(state: *mut mlua::ffi::lua_State, v: &Value) {
-    use mlua::ffi;
-    match v {
-        // Not reached: tables holding functions are built field by field.
-        Value::Nil | Value::Function(_) => ffi::lua_pushnil(state),
-        Value::Bool(b) => ffi::lua_pushboolean(state, i32::from(*b)),
-        Value::Int(i) => ffi::lua_pushinteger(state, *i),
-        Value::Float(f) => ffi::lua_pushnumber(state, *f),
-        Value::Str(s) => {
-            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+/// Builds `t` in one call into Lua; `None` when a function turns up in it (see
+/// [`table_with_functions`]), which is rare, so the table is not searched beforehand.
+fn push_plain_table(lua: &Lua, t: &Table) -> mlua::Result<Option<LuaValue>> {
+    let mut plain = true;
+    // SAFETY: `TableBuilder` only pushes values, sets fields of tables it created and reads
+    // its own cache table; a Lua error there (out of memory, stack overflow) unwinds only
+    // frames that own nothing, and is returned by `exec_raw` as an error. It leaves exactly
+    // one value on the stack.
+    let built = unsafe {
+        lua.exec_raw::<LuaValue>((), |state| {
+            plain = TableBuilder::new(state).build(t);
+        })?
+    };
+    Ok(plain.then_some(built))
+}
+
+/// Builds Lua tables from [`Table`]s of plain values. Field names repeat across the rows of
+/// a reply (`k`, `i`, `d` in every entry of an index range), so each distinct short name is
+/// interned once per build and reused from a cache table instead of being hashed and looked
+/// up in the state's string table for every row.
+struct TableBuilder<'t> {
+    state: *mut mlua::ffi::lua_State,
+    /// Stack index of the cache table; names[i] is its entry i + 1.
+    cache: i32,
+    names: Vec<&'t [u8]>,
+}
+
+impl<'t> TableBuilder<'t> {
+    /// How many distinct names are cached, and how long a cached name may be.
+    const NAMES: usize = 16;
+    const NAME_BYTES: usize = 24;
+
+    unsafe fn new(state: *mut mlua::ffi::lua_State) -> TableBuilder<'t> {
+        mlua::ffi::luaL_checkstack(state, 2, std::ptr::null());
+        mlua::ffi::lua_createtable(state, Self::NAMES as i32, 0);
+        TableBuilder {
+            state,
+            cache: mlua::ffi::lua_gettop(state),
+            names: Vec::new(),
         }
-        Value::Table(t) => push_table(state, t),
+    }
+
+    /// Leaves the table built from `t` where the cache was; on a function, nil and `false`.
+    unsafe fn build(mut self, t: &'t Table) -> bool {
+        let plain = self.push_table(t);
+        if plain {
+            mlua::ffi::lua_replace(self.state, self.cache);
+        } else {
+            mlua::ffi::lua_settop(self.state, self.cache - 1);
+            mlua::ffi::lua_pushnil(self.state);
+        }
+        plain
+    }
+
+    /// Pushes a new table built from `t`; `false` (with the stack left as it is) on a function.
+    unsafe fn push_table(&mut self, t: &'t Table) -> bool {
+        use mlua::ffi;
+        let state = self.state;
+        ffi::luaL_checkstack(state, 4, std::ptr::null());
+        let len = t.0.len();
+        let seq =
+            t.0.iter()
+                .filter(|(k, _)| matches!(k, Key::Int(i) if (1..=len as i64).contains(i)))
+                .count();
+        let narr = i32::try_from(seq).unwrap_or(i32::MAX);
+        let nrec = i32::try_from(len - seq).unwrap_or(i32::MAX);
+        ffi::lua_createtable(state, narr, nrec);
+        for (k, v) in &t.0 {
+            match k {
+                Key::Int(i) => {
+                    if !self.push(v) {
+                        return false;
+                    }
+                    ffi::lua_rawseti(state, -2, *i);
+                }
+                Key::Str(s) => {
+                    self.push_name(s);
+                    if !self.push(v) {
+                        return false;
+                    }
+                    ffi::lua_rawset(state, -3);
+                }
+            }
+        }
+        true
+    }
+
+    unsafe fn push(&mut self, v: &'t Value) -> bool {
+        use mlua::ffi;
+        let state = self.state;
+        match v {
+            Value::Function(_) => return false,
+            Value::Nil => ffi::lua_pushnil(state),
+            Value::Bool(b) => ffi::lua_pushboolean(state, i32::from(*b)),
+            Value::Int(i) => ffi::lua_pushinteger(state, *i),
+            Value::Float(f) => ffi::lua_pushnumber(state, *f),
+            Value::Str(s) => {
+                ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+            }
+            Value::Table(t) => return self.push_table(t),
+        }
+        true
+    }
+
+    /// Pushes a field name, from the cache when it was seen before.
+    unsafe fn push_name(&mut self, name: &'t [u8]) {
+        use mlua::ffi;
+        let state = self.state;
+        if let Some(at) = self.names.iter().position(|n| *n == name) {
+            ffi::lua_rawgeti(state, self.cache, at as i64 + 1);
+            return;
+        }
+        ffi::lua_pushlstring(state, name.as_ptr().cast(), name.len());
+        if name.len() <= Self::NAME_BYTES && self.names.len() < Self::NAMES {
+            self.names.push(name);
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_rawseti(state, self.cache, self.names.len() as i64);
+        }
     }
 }
 
@@ -601,6 +670,33 @@ mod tests {
             };
             assert_eq!(raw_copy(&lua, &t).unwrap(), None, "{other}");
         }
+    }
+
+    #[test]
+    fn tables_round_trip_with_repeated_names_and_functions_deep_inside() {
+        let from = lua();
+        let source = r#"return {
+            rows = { { k = "a", i = 1, d = 1 }, { k = "b", i = 2, d = 2 }, { k = "c", i = 3 } },
+            later = { x = 1, nested = { y = 2, f = function () return Y end } },
+            [3] = "three" }"#;
+        let v: LuaValue = from.load(source).eval().unwrap();
+        let copied = to_value(&from, &v).unwrap();
+        let to = lua();
+        let env = to.create_table().unwrap();
+        env.set("Y", "from env").unwrap();
+        let back = from_value(&to, &copied, &env).unwrap();
+        let check: mlua::Function = to
+            .load(
+                r#"local t = ...
+                assert(t.rows[1].k == "a" and t.rows[2].i == 2 and t.rows[3].d == nil)
+                assert(t.rows[3].k == "c" and t[3] == "three" and t.later.x == 1)
+                assert(t.later.nested.y == 2 and t.later.nested.f() == "from env")
+                local n = 0 for _ in pairs(t.rows[1]) do n = n + 1 end
+                return n"#,
+            )
+            .into_function()
+            .unwrap();
+        assert_eq!(check.call::<i64>(back).unwrap(), 3);
     }
 
     #[test]
