@@ -4,7 +4,8 @@
 use crate::address::Scope;
 use crate::message::Message;
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -34,11 +35,12 @@ struct Group {
     next: AtomicUsize,
 }
 
-/// The routing table of this node.
+/// The routing table of this node. It is read for every message, so its maps hash with the
+/// fast non-keyed Fx hash: the keys are stage ids and addresses from the node's own config.
 #[derive(Default)]
 pub struct Router {
-    groups: RwLock<HashMap<String, Group>>,
-    addresses: RwLock<HashMap<Arc<str>, Arc<dyn Mailbox>>>,
+    groups: RwLock<FxHashMap<String, Group>>,
+    addresses: RwLock<FxHashMap<Arc<str>, Arc<dyn Mailbox>>>,
 }
 
 impl Router {
@@ -76,7 +78,7 @@ impl Router {
     /// Returns how many instances received the message; 0 means nobody was eligible.
     pub fn send(&self, ids: &str, scope: Scope, message: Message) -> Result<usize, PostError> {
         let groups = self.groups.read();
-        let mut targets: Vec<&Arc<dyn Mailbox>> = Vec::new();
+        let mut targets: SmallVec<[&Arc<dyn Mailbox>; 4]> = SmallVec::new();
         for id in ids.split(',') {
             let Some(group) = groups.get(id) else {
                 continue;
