@@ -56,6 +56,9 @@ fn op() -> impl Strategy<Value = Op> {
 /// What the test knows about one live request.
 struct Live {
     category: &'static str,
+    /// Which life of the category name: a closed category is gone, holders and all, and a
+    /// category configured later under the same name is another one.
+    generation: u32,
     requester: u8,
     granted: bool,
     payload: u32,
@@ -73,6 +76,9 @@ struct Model {
     /// Categories that granted a ticket during the current command.
     granting: HashSet<&'static str>,
     last_grant: HashMap<&'static str, RequestId>,
+    /// When each category is due to close, and how many times each name has closed.
+    close_at: HashMap<&'static str, u64>,
+    generation: HashMap<&'static str, u32>,
 }
 
 impl Model {
@@ -91,7 +97,28 @@ impl Model {
             last_payload: 0,
             granting: HashSet::new(),
             last_grant: HashMap::new(),
+            close_at: HashMap::new(),
+            generation: HashMap::new(),
         }
+    }
+
+    /// Closes, as the engine does before any command, the categories whose time has come.
+    fn close_due(&mut self) {
+        let now = self.now;
+        let due: Vec<_> = self
+            .close_at
+            .iter()
+            .filter(|(_, &at)| at <= now)
+            .map(|(&name, _)| name)
+            .collect();
+        for name in due {
+            self.close_at.remove(name);
+            *self.generation.entry(name).or_default() += 1;
+        }
+    }
+
+    fn generation(&self, name: &str) -> u32 {
+        self.generation.get(name).copied().unwrap_or(0)
     }
 
     fn pick(&self, pick: usize) -> Option<RequestId> {
@@ -102,6 +129,7 @@ impl Model {
 
     fn apply(&mut self, op: &Op) {
         let now = self.now;
+        self.close_due();
         match *op {
             Op::Request {
                 category,
@@ -117,6 +145,7 @@ impl Model {
                     Ok(Outcome::Granted(id)) | Ok(Outcome::Waiting(id)) => {
                         let live = Live {
                             category: name,
+                            generation: self.generation(name),
                             requester,
                             granted: false,
                             payload,
@@ -142,10 +171,14 @@ impl Model {
                 limit,
                 close,
             } => {
-                let result = self
-                    .engine
-                    .configure(now, CATEGORIES[category], limit, close);
+                let name = CATEGORIES[category];
+                let result = self.engine.configure(now, name, limit, close);
                 prop_assert_ok(result.is_ok());
+                self.close_at.remove(name);
+                if let Some(ms) = close {
+                    self.close_at.insert(name, now.saturating_add_signed(ms));
+                    self.close_due();
+                }
             }
             Op::Cancel { pick } => {
                 if let Some(id) = self.pick(pick) {
@@ -168,10 +201,11 @@ impl Model {
                 let name = CATEGORIES[category];
                 self.engine.advance(now);
                 self.observe();
+                let generation = self.generation(name);
                 let mut members: Vec<u8> = self
                     .live
                     .values()
-                    .filter(|l| l.category == name)
+                    .filter(|l| l.category == name && l.generation == generation)
                     .map(|l| l.requester)
                     .collect();
                 members.sort();
