@@ -436,7 +436,7 @@ impl Reader<'_> {
     fn value(&self, kind: u8, pos: usize, depth: usize) -> Result<Option<Value>, BsonError> {
         Ok(Some(match kind {
             T_DOUBLE => Value::Float(f64::from_le_bytes(self.u64_at(pos)?)),
-            T_STRING | T_SYMBOL => Value::Str(self.string(pos)?.to_vec()),
+            T_STRING | T_SYMBOL => Value::Str(crate::value::Bytes::from_slice(self.string(pos)?)),
             T_DOCUMENT => Value::Table(self.document(pos, depth + 1, DocKind::Document)?),
             T_ARRAY => Value::Table(self.document(pos, depth + 1, DocKind::Array)?),
             T_BINARY => {
@@ -445,9 +445,9 @@ impl Reader<'_> {
                 match self.bytes[pos + 4] {
                     SUBTYPE_GZIP_FUNCTION => Value::Function(Arc::from(gunzip(data)?)),
                     SUBTYPE_FUNCTION => Value::Function(Arc::from(data)),
-                    SUBTYPE_GZIP_STRING => Value::Str(gunzip(data)?),
+                    SUBTYPE_GZIP_STRING => Value::Str(gunzip(data)?.into()),
                     SUBTYPE_HANDLE => return Ok(None),
-                    _ => Value::Str(data.to_vec()),
+                    _ => Value::Str(crate::value::Bytes::from_slice(data)),
                 }
             }
             T_BOOL => Value::Bool(self.take(pos, 1)?[0] != 0),
@@ -475,7 +475,7 @@ fn decode_key(key: &[u8], kind: DocKind) -> Key {
             return Key::Int(n);
         }
     }
-    Key::Str(key.to_vec())
+    Key::Str(crate::value::Bytes::from_slice(key))
 }
 
 #[cfg(test)]
@@ -580,7 +580,7 @@ mod tests {
         let s = decode_document(&binary_doc(0x7E, &gzip(b"long text"))).unwrap();
         assert_eq!(s.get_str("x"), Some(&Value::str("long text")));
         let other = decode_document(&binary_doc(0x00, b"\x00\xff")).unwrap();
-        assert_eq!(other.get_str("x"), Some(&Value::Str(vec![0, 0xff])));
+        assert_eq!(other.get_str("x"), Some(&Value::str([0u8, 0xff])));
         let handle = decode_document(&binary_doc(0x7D, &[1; 16])).unwrap();
         assert_eq!(handle, Table::default());
         assert!(matches!(
@@ -694,7 +694,8 @@ mod tests {
         prop_oneof![
             any::<i64>().prop_map(Key::Int),
             // string keys that cannot be read as "#n" and hold no NUL
-            "[a-z][a-z0-9_#.]{0,8}".prop_map(|s| Key::Str(s.into_bytes())),
+            "[a-z][a-z0-9_#.]{0,8}"
+                .prop_map(|s| Key::Str(crate::value::Bytes::from_slice(s.as_bytes()))),
         ]
     }
 
@@ -706,7 +707,7 @@ mod tests {
             any::<f64>()
                 .prop_filter("NaN is not equal to itself", |f| !f.is_nan())
                 .prop_map(Value::Float),
-            proptest::collection::vec(any::<u8>(), 0..20).prop_map(Value::Str),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| Value::Str(b.into())),
             proptest::collection::vec(any::<u8>(), 0..40)
                 .prop_map(|b| Value::Function(Arc::from(b))),
         ];

@@ -13,4 +13,4 @@ pub mod service;
 pub mod value;
 
 pub use message::{Message, Sender};
-pub use value::{Args, Key, Table, Value};
+pub use value::{Args, Bytes, Key, Table, Value};

@@ -16,7 +16,7 @@ pub enum Value {
     Int(i64),
     Float(f64),
     /// A Lua string: bytes, not necessarily UTF-8.
-    Str(Vec<u8>),
+    Str(Bytes),
     Table(Table),
     /// A Lua function as unstripped bytecode (its upvalues do not travel).
     Function(Arc<[u8]>),
@@ -26,7 +26,7 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Int(i64),
-    Str(Vec<u8>),
+    Str(Bytes),
 }
 
 /// A table's entries in the order they were read from Lua.
@@ -36,10 +36,15 @@ pub struct Table(pub Vec<(Key, Value)>);
 /// The values of one message, job or call: most carry few, so they stay inline.
 pub type Args = SmallVec<[Value; 3]>;
 
+/// The bytes of a string value or key. Most are short (field names, ids, commands) and are
+/// stored inline, without an allocation of their own: a reply of many small tables would
+/// otherwise allocate, and free on another thread, a buffer per field name.
+pub type Bytes = SmallVec<[u8; 16]>;
+
 impl Value {
     /// A string value from text.
-    pub fn str(s: impl Into<Vec<u8>>) -> Value {
-        Value::Str(s.into())
+    pub fn str(s: impl AsRef<[u8]>) -> Value {
+        Value::Str(Bytes::from_slice(s.as_ref()))
     }
 
     /// The Lua type name of this value (`"nil"`, `"number"`, …).
@@ -117,7 +122,7 @@ impl Table {
     pub fn get_str(&self, key: &str) -> Option<&Value> {
         self.0
             .iter()
-            .find(|(k, _)| matches!(k, Key::Str(s) if s == key.as_bytes()))
+            .find(|(k, _)| matches!(k, Key::Str(s) if s[..] == *key.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -129,7 +134,7 @@ impl Table {
 
 impl From<&str> for Key {
     fn from(s: &str) -> Key {
-        Key::Str(s.as_bytes().to_vec())
+        Key::Str(crate::value::Bytes::from_slice(s.as_bytes()))
     }
 }
 
@@ -159,13 +164,13 @@ impl From<f64> for Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
-        Value::Str(s.as_bytes().to_vec())
+        Value::Str(crate::value::Bytes::from_slice(s.as_bytes()))
     }
 }
 
 impl From<String> for Value {
     fn from(s: String) -> Value {
-        Value::Str(s.into_bytes())
+        Value::str(s)
     }
 }
 

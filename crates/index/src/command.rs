@@ -391,7 +391,7 @@ fn describe(v: &Value) -> String {
 }
 
 fn s(text: &str) -> Key {
-    Key::Str(text.as_bytes().to_vec())
+    Key::Str(stage_core::Bytes::from_slice(text.as_bytes()))
 }
 
 fn table(entries: Vec<(Key, Value)>) -> Value {
@@ -405,7 +405,7 @@ fn empty() -> Value {
 fn score_value(score: &Score) -> Value {
     match score {
         Score::Int(i) => Value::Int(*i),
-        Score::Str(b) => Value::Str(b.to_vec()),
+        Score::Str(b) => Value::Str(stage_core::Bytes::from_slice(b)),
     }
 }
 
@@ -433,7 +433,7 @@ fn scores_of(v: &Value, field: &'static str) -> Result<Vec<Score>, EntryError> {
 
 fn id_of_key(key: &Key) -> Vec<u8> {
     match key {
-        Key::Str(b) => b.clone(),
+        Key::Str(b) => b.to_vec(),
         Key::Int(n) => format!("#{n}").into_bytes(),
     }
 }
@@ -705,7 +705,10 @@ impl<'a> Commands<'a> {
         let mut out = Vec::new();
         for id in ids_of(job.arg, report) {
             match w.del(id, job.target.tier.sel()) {
-                Ok(done) => out.push((Key::Str(id.to_vec()), Value::Bool(done))),
+                Ok(done) => out.push((
+                    Key::Str(stage_core::Bytes::from_slice(id)),
+                    Value::Bool(done),
+                )),
                 Err(error) => report.entry(id, error.into()),
             }
         }
@@ -770,7 +773,7 @@ impl<'a> Commands<'a> {
                     }
                 }
             }
-            out.push((Key::Str(id.to_vec()), table(fields)));
+            out.push((Key::Str(stage_core::Bytes::from_slice(id)), table(fields)));
         }
         table(out)
     }
@@ -779,7 +782,7 @@ impl<'a> Commands<'a> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut f = Vec::with_capacity(if row.value.is_some() { 4 } else { 3 });
-            f.push((s("k"), Value::Str(row.id.to_vec())));
+            f.push((s("k"), Value::Str(stage_core::Bytes::from_slice(row.id))));
             self.value_field(row.id, row.value, &mut f, report);
             f.push((s("i"), score_value(row.score)));
             f.push((s("d"), Value::Int(row.rank as i64)));

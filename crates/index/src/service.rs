@@ -253,10 +253,13 @@ mod tests {
             Value::Bool(true),
             Value::Int(-7),
             Value::Float(0.5),
-            Value::Str(b"a\0b".to_vec()),
+            Value::Str(stage_core::Bytes::from_slice(b"a\0b")),
             Value::Table(Table(vec![
-                (Key::Int(1), Value::Str(b"x".to_vec())),
-                (Key::Str(b"name".to_vec()), Value::Int(2)),
+                (Key::Int(1), Value::Str(stage_core::Bytes::from_slice(b"x"))),
+                (
+                    Key::Str(stage_core::Bytes::from_slice(b"name")),
+                    Value::Int(2),
+                ),
             ])),
         ];
         for v in values {

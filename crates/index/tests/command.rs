@@ -524,7 +524,7 @@ fn acceptance_14_persistence_and_15_size_limit() {
     assert_eq!(t.0.len(), 1000);
 
     // 15: a value whose encoding exceeds max_value_bytes is refused; nothing is stored.
-    let big = Value::Str(vec![b'x'; 5000]);
+    let big = Value::str(vec![b'x'; 5000]);
     f.check("s?p=cb", tbl![("BIG", tbl![("i", 1), ("v", big)])], tbl![]);
     f.check("g?p=cb", st("BIG"), tbl![("BIG", tbl![])]);
     let long_id = "x".repeat(65);

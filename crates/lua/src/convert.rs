@@ -100,7 +100,7 @@ impl RawReader {
                     if type_hint(bytes).is_some() {
                         return None;
                     }
-                    Key::Str(bytes.to_vec())
+                    Key::Str(stage_core::Bytes::from_slice(bytes))
                 }
                 _ => return None,
             };
@@ -122,7 +122,7 @@ impl RawReader {
                 Value::Int(ffi::lua_tointegerx(state, idx, std::ptr::null_mut()))
             }
             ffi::LUA_TNUMBER => Value::Float(ffi::lua_tonumberx(state, idx, std::ptr::null_mut())),
-            ffi::LUA_TSTRING => Value::Str(Self::bytes(state, idx).to_vec()),
+            ffi::LUA_TSTRING => Value::Str(stage_core::Bytes::from_slice(Self::bytes(state, idx))),
             ffi::LUA_TTABLE => Value::Table(self.table(idx, depth + 1)?),
             _ => return None,
         })
@@ -182,11 +182,11 @@ impl<'l> Copier<'l> {
     }
 
     /// The text a coroutine or userdata becomes, or the refusal.
-    fn handle_text(&self, value: &LuaValue) -> mlua::Result<Vec<u8>> {
+    fn handle_text(&self, value: &LuaValue) -> mlua::Result<stage_core::Bytes> {
         if self.refuse_handles {
             return Err(ConvertError::Handle(value.type_name()).into());
         }
-        Ok(value.to_string()?.into_bytes())
+        Ok(stage_core::Bytes::from_slice(value.to_string()?.as_bytes()))
     }
 
     /// Copies a value given to [`to_value`] / [`to_args`]: a table of plain data in one pass
@@ -206,7 +206,7 @@ impl<'l> Copier<'l> {
             LuaValue::Boolean(b) => Value::Bool(*b),
             LuaValue::Integer(i) => Value::Int(*i),
             LuaValue::Number(n) => Value::Float(*n),
-            LuaValue::String(s) => Value::Str(s.as_bytes().to_vec()),
+            LuaValue::String(s) => Value::Str(stage_core::Bytes::from_slice(&s.as_bytes())),
             LuaValue::Table(t) => Value::Table(self.table(t, depth)?),
             LuaValue::Function(f) => {
                 crate::handlers::warn_lost_upvalues(self.lua, f)?;
@@ -233,10 +233,13 @@ impl<'l> Copier<'l> {
                     let bytes = s.as_bytes();
                     match type_hint(&bytes) {
                         Some((name, hint)) => match self.hinted(hint, &v, depth)? {
-                            Some(value) => (Key::Str(name.to_vec()), value),
+                            Some(value) => (Key::Str(stage_core::Bytes::from_slice(name)), value),
                             None => continue,
                         },
-                        None => (Key::Str(bytes.to_vec()), self.value(&v, depth + 1)?),
+                        None => (
+                            Key::Str(stage_core::Bytes::from_slice(&bytes)),
+                            self.value(&v, depth + 1)?,
+                        ),
                     }
                 }
                 other @ (LuaValue::Thread(_)
@@ -246,7 +249,7 @@ impl<'l> Copier<'l> {
                     self.value(&v, depth + 1)?,
                 ),
                 other => (
-                    Key::Str(other.to_string()?.into_bytes()),
+                    Key::Str(stage_core::Bytes::from_slice(other.to_string()?.as_bytes())),
                     self.value(&v, depth + 1)?,
                 ),
             };
@@ -707,10 +710,10 @@ mod tests {
                 Key::Int(n),
                 Value::Table(Table(vec![
                     (
-                        Key::Str(b"k".to_vec()),
-                        Value::Str(format!("id{n}").into_bytes()),
+                        Key::Str(stage_core::Bytes::from_slice(b"k")),
+                        Value::str(format!("id{n}")),
                     ),
-                    (Key::Str(b"d".to_vec()), Value::Int(n)),
+                    (Key::Str(stage_core::Bytes::from_slice(b"d")), Value::Int(n)),
                 ])),
             )
         };

@@ -315,7 +315,7 @@ fn send(
                 .map(|(label, (_, outcome))| (label.clone(), outcome_value(outcome)))
                 .collect();
             if let Some(value) = echo.and_then(|echo| echo.into_iter().next()) {
-                table.push((value::Key::Str(Vec::new()), value));
+                table.push((value::Key::Str(value::Bytes::new()), value));
             }
             let values = [Value::str(feedback.key), Value::Table(Table(table))];
             let message = Message::new(feedback.callback.as_str(), Args::from_iter(values));
@@ -329,7 +329,9 @@ fn send(
             let items = requests
                 .into_iter()
                 .map(|c| {
-                    let id = value::Key::Str(c.request.to_string().into_bytes());
+                    let id = value::Key::Str(stage_core::Bytes::from_slice(
+                        c.request.to_string().as_bytes(),
+                    ));
                     (id, Value::str(c.callback.as_bytes()))
                 })
                 .collect();
