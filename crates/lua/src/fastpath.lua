@@ -2,7 +2,7 @@
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
 local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, mark, error_text, limit,
   max_bytes = ...
-local pcall, xpcall, select, type, error = pcall, xpcall, select, type, error
+local pcall, xpcall, select, type, error, rawget = pcall, xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
 local SYNC_CALL, TO_SELF = 1, 2
@@ -16,7 +16,8 @@ local calls, errors, sent, handled = 0, 0, 0, 0
 -- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs (scripts
 -- read it, they do not write it). WS serves synchronous calls, whose tables never hold a reply
 -- address, so only their message id changes: storing nil into a missing key is Lua's slow path.
--- B (the state's globals) has a protected, empty metatable, so B._WAITFOR is a raw access.
+-- B (the state's globals) sends reads of missing names to the process store: reads of
+-- B._WAITFOR where it may be nil (outside handlers) are rawget.
 local W, WS, depth = {}, {}, 0
 
 -- The queue: parallel arrays, so a one-value message allocates nothing. QR is who sent it:
@@ -225,7 +226,7 @@ local function finish(previous, ok, ...)
 end
 local function invoke(f, msg, name, address, stage, ...)
   if msg == nil then return xpcall(f, on_error, ...) end
-  local previous = B._WAITFOR
+  local previous = rawget(B, "_WAITFOR")
   B._WAITFOR = { [0] = msg, [-1] = name, address, stage }
   return finish(previous, xpcall(f, on_error, ...))
 end

@@ -37,15 +37,35 @@ pub struct FastPath {
     invoke: Function,
 }
 
-/// The message a handler is invoked for: what `_WAITFOR` holds while it runs.
-pub struct WaitFor<'a> {
+/// The message a handler is invoked for: what `_WAITFOR` holds while it runs. Its strings
+/// are made before the invocation starts: inside it the memory cap holds, and `mlua` then
+/// protects every string it creates with a call of its own.
+pub struct WaitFor {
     /// The message id (`_WAITFOR[0]`).
-    pub msg: &'a str,
+    pub msg: mlua::LuaString,
     /// The handler's name (`_WAITFOR[-1]`).
-    pub name: &'a str,
+    pub name: mlua::LuaString,
     /// The sender's reply address and stage id (`_WAITFOR[1]`, `[2]`).
-    pub address: Option<&'a str>,
-    pub stage: Option<&'a str>,
+    pub address: Option<mlua::LuaString>,
+    pub stage: Option<mlua::LuaString>,
+}
+
+impl WaitFor {
+    /// The strings of a message's `_WAITFOR`.
+    pub fn new(
+        lua: &Lua,
+        msg: &str,
+        name: &str,
+        address: Option<&str>,
+        stage: Option<&str>,
+    ) -> mlua::Result<WaitFor> {
+        Ok(WaitFor {
+            msg: lua.create_string(msg)?,
+            name: lua.create_string(name)?,
+            address: address.map(|a| lua.create_string(a)).transpose()?,
+            stage: stage.map(|s| lua.create_string(s)).transpose()?,
+        })
+    }
 }
 
 /// What one [`FastPath::drain`] call did.
@@ -186,7 +206,7 @@ impl FastPath {
     pub fn invoke(
         &self,
         f: &Function,
-        waitfor: Option<WaitFor<'_>>,
+        waitfor: Option<WaitFor>,
         args: MultiValue,
     ) -> mlua::Result<Result<MultiValue, String>> {
         let (msg, name, address, stage) = match waitfor {

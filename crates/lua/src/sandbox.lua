@@ -105,11 +105,12 @@ local function snapshot(ns, name)
   return v
 end
 
--- Reads that miss the private table and B look in the store (read step 2).
+-- Reads that miss the private table and B look in the store (read step 2); the names the
+-- runtime sets in B are never the store's (the runtime reads `_WAITFOR` for every message).
 setmetatable(B, {
   __metatable = false,
   __index = function (_, k)
-    if type(k) == "string" then return snapshot(0, k) end
+    if type(k) == "string" and not runtime[k] then return snapshot(0, k) end
   end,
 })
 

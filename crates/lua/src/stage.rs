@@ -236,7 +236,7 @@ impl Stage {
         lua: &Lua,
         f: &mlua::Function,
         args: MultiValue,
-        waitfor: Option<WaitFor<'_>>,
+        waitfor: Option<WaitFor>,
     ) -> Option<MultiValue> {
         let _running = self.progress.begin(lua);
         let outcome = match self.fast.get() {
@@ -310,11 +310,16 @@ impl Stage {
             Err(e) => return report_error(lua, &e),
         };
         args.extend(values);
-        let waitfor = WaitFor {
-            msg: msg_id,
-            name: &name,
-            address: sender.map(|s| &*s.address),
-            stage: sender.and_then(|s| s.stage.as_deref()),
+        let waitfor = WaitFor::new(
+            lua,
+            msg_id,
+            &name,
+            sender.map(|s| &*s.address),
+            sender.and_then(|s| s.stage.as_deref()),
+        );
+        let waitfor = match waitfor {
+            Ok(waitfor) => waitfor,
+            Err(e) => return report_error(lua, &e),
         };
         self.counters.handler_calls.inc();
         let saved = match set_globals(lua, globals, &self.env) {
