@@ -139,6 +139,26 @@ impl Drop for Invocation<'_> {
     }
 }
 
+/// Runs `f` with the state's memory cap lifted. While a cap is set, `mlua` protects every value
+/// it creates with a call of its own; the runtime's bookkeeping inside an invocation (a handler
+/// name into the fast path's table, a callback id returned to the script) runs here instead.
+/// `f` must not run script code nor allocate in proportion to what a script controls.
+pub fn uncapped<R>(lua: &Lua, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(&'a Lua, usize);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            set_memory_cap(self.0, self.1);
+        }
+    }
+    match lua.set_memory_limit(0) {
+        Ok(0) | Err(_) => f(),
+        Ok(cap) => {
+            let _restore = Restore(lua, cap);
+            f()
+        }
+    }
+}
+
 /// Sets the state's memory cap in bytes (0 = none).
 fn set_memory_cap(lua: &Lua, bytes: usize) {
     if let Err(e) = lua.set_memory_limit(bytes) {

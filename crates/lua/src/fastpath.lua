@@ -2,7 +2,7 @@
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
 local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, mark, error_text, limit,
   max_bytes = ...
-local pcall, xpcall, select, type, error, rawget = pcall, xpcall, select, type, error, rawget
+local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
 local SYNC_CALL, TO_SELF = 1, 2

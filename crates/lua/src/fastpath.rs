@@ -30,6 +30,8 @@ pub enum LocalSender {
 
 /// The Lua side of the fast path of one stage.
 pub struct FastPath {
+    /// The state (weak: the fast path lives in the state's own app data).
+    lua: mlua::WeakLua,
     env: Table,
     plain: Table,
     drain: Function,
@@ -175,6 +177,7 @@ impl FastPath {
             ))?;
         stage_table.set("signal", signal)?;
         Ok(FastPath {
+            lua: lua.weak(),
             env: stage.env.clone(),
             plain,
             drain,
@@ -185,7 +188,12 @@ impl FastPath {
 
     /// Makes `name` a plain handler calling `f`, or takes it off the fast path.
     pub fn set_plain(&self, name: &str, f: Option<&Function>) -> mlua::Result<()> {
-        self.plain.raw_set(name, f)
+        match self.lua.try_upgrade() {
+            // Registrations happen inside invocations (`thread.new(...).waitfor(f)` for every
+            // job): the name's string is made outside the memory cap.
+            Some(lua) => crate::budget::uncapped(&lua, || self.plain.raw_set(name, f)),
+            None => Ok(()),
+        }
     }
 
     /// Handles at most `budget` queued messages.

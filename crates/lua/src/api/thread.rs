@@ -8,9 +8,10 @@
 
 use super::stage::{copy_all, fresh_name, job_function};
 use super::Actor;
+use crate::budget;
 use crate::convert;
 use crate::worker::{Job, JobScope};
-use mlua::{Lua, MultiValue, Table, Value as LuaValue};
+use mlua::{Lua, LuaString, MultiValue, Table, Value as LuaValue};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,7 +89,7 @@ fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
 }
 
 /// `thread.new(fn, ...)`: submits the job and returns its callback id.
-fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<String> {
+fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaString> {
     let actor = Actor::current(lua)?;
     let LuaValue::Function(f) = f else {
         return Err(mlua::Error::runtime(format!(
@@ -106,7 +107,12 @@ fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<String> {
         thread: Some(callback.clone()),
     };
     actor.process().submit(job)?;
-    Ok(callback)
+    callback_id(lua, &callback)
+}
+
+/// A callback id for the script, made outside the memory cap (see [`budget::uncapped`]).
+fn callback_id(lua: &Lua, id: &str) -> mlua::Result<LuaString> {
+    budget::uncapped(lua, || lua.create_string(id))
 }
 
 /// `thread.signal(v...)` inside a `thread.new` job.
@@ -123,7 +129,7 @@ fn signal(lua: &Lua, values: MultiValue) -> mlua::Result<()> {
 }
 
 /// `h.waitfor(cb, args...)`, `h.waitfor(nil)`, `h.waitfor(value, ...)`: returns the callback id.
-fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<String> {
+fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<LuaString> {
     let actor = Actor::current(lua)?;
     let mut args = args.into_iter();
     match args.next().unwrap_or(LuaValue::Nil) {
@@ -138,5 +144,5 @@ fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<S
             actor.set_args(callback, copy_all(lua, &all)?)?;
         }
     }
-    Ok(callback.to_string())
+    callback_id(lua, callback)
 }
