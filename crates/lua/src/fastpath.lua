@@ -5,7 +5,7 @@ local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_m
 local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
-local SYNC_CALL, TO_SELF = 1, 2
+local SYNC_CALL <const>, TO_SELF <const> = 1, 2
 -- Plain handlers by name: no registration arguments, no captured upvalues, no '=' in the name.
 local H = {}
 -- Parsed targets: kind and message id, cleared when it grows large.
@@ -24,6 +24,9 @@ local W, WS, depth = {}, {}, 0
 -- 0 this stage (a reply is expected), 1 this stage's automatic reply, 2 nobody (explicit reply).
 local QM, QN, Q1, QA, QR, QD = {}, {}, {}, {}, {}, {}
 local head, tail = 1, 1
+-- How many queued messages have a deadline: while none has, QD is not read (reading a missing
+-- key costs a call into Lua's slow path).
+local timed = 0
 
 local function full()
   error("the mailbox of '" .. ID .. "' is full (" .. (tail - head) .. " messages waiting)", 3)
@@ -33,7 +36,7 @@ local function push(msg, sender, deadline, n, ...)
   if tail - head >= limit then full() end
   local t = tail
   QM[t], QN[t], QR[t] = msg, n, sender
-  if deadline then QD[t] = deadline end
+  if deadline then QD[t] = deadline timed = timed + 1 end
   if n == 1 then Q1[t] = ... elseif n > 1 then QA[t] = { ... } end
   tail = t + 1
   sent = sent + 1
@@ -148,10 +151,13 @@ end
 local function run(budget)
   while head < tail and handled < budget do
     local t = head
-    local msg, n, sender, deadline, one = QM[t], QN[t], QR[t], QD[t], Q1[t]
-    local all
+    local msg, n, sender, one = QM[t], QN[t], QR[t], Q1[t]
+    local all, deadline
     if n > 1 then all = QA[t] QA[t] = nil end
-    if deadline then QD[t] = nil end
+    if timed > 0 then
+      deadline = QD[t]
+      if deadline then QD[t] = nil timed = timed - 1 end
+    end
     Q1[t] = nil
     head = t + 1
     handled = handled + 1
@@ -181,10 +187,12 @@ local function run(budget)
           else h(unpack(all, 1, n)) end
         end
         depth = depth - 1
-        B._WAITFOR = nil
       end
     end
   end
+  -- Cleared once per run, not per message: storing into a key that holds nil is Lua's slow
+  -- path, and no script runs between two messages of a run.
+  B._WAITFOR = nil
 end
 
 local function on_error(e)
