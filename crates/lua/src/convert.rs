@@ -416,8 +416,8 @@ fn push_plain_table(lua: &Lua, t: &Table) -> mlua::Result<Option<LuaValue>> {
     let mut plain = true;
     // SAFETY: `TableBuilder` only pushes values, sets fields of tables it created and reads
     // its own cache table; a Lua error there (out of memory, stack overflow) unwinds only
-    // frames that own nothing, and is returned by `exec_raw` as an error. It leaves exactly
-    // one value on the stack.
+    // frames that own nothing (the builder holds no heap data), and is returned by `exec_raw`
+    // as an error. It leaves exactly one value on the stack.
     let built = unsafe {
         lua.exec_raw::<LuaValue>((), |state| {
             plain = TableBuilder::new(state).build(t);
@@ -426,29 +426,33 @@ fn push_plain_table(lua: &Lua, t: &Table) -> mlua::Result<Option<LuaValue>> {
     Ok(plain.then_some(built))
 }
 
+/// How many distinct field names a [`TableBuilder`] caches.
+const CACHED_NAMES: usize = 16;
+
 /// Builds Lua tables from [`Table`]s of plain values. Field names repeat across the rows of
 /// a reply (`k`, `i`, `d` in every entry of an index range), so each distinct short name is
 /// interned once per build and reused from a cache table instead of being hashed and looked
 /// up in the state's string table for every row.
 struct TableBuilder<'t> {
     state: *mut mlua::ffi::lua_State,
-    /// Stack index of the cache table; names[i] is its entry i + 1.
+    /// Stack index of the cache table; names[i] is its entry i + 1, for i < cached.
     cache: i32,
-    names: Vec<&'t [u8]>,
+    names: [&'t [u8]; CACHED_NAMES],
+    cached: usize,
 }
 
 impl<'t> TableBuilder<'t> {
-    /// How many distinct names are cached, and how long a cached name may be.
-    const NAMES: usize = 16;
+    /// How long a cached name may be.
     const NAME_BYTES: usize = 24;
 
     unsafe fn new(state: *mut mlua::ffi::lua_State) -> TableBuilder<'t> {
         mlua::ffi::luaL_checkstack(state, 2, std::ptr::null());
-        mlua::ffi::lua_createtable(state, Self::NAMES as i32, 0);
+        mlua::ffi::lua_createtable(state, CACHED_NAMES as i32, 0);
         TableBuilder {
             state,
             cache: mlua::ffi::lua_gettop(state),
-            names: Vec::new(),
+            names: [&[]; CACHED_NAMES],
+            cached: 0,
         }
     }
 
@@ -518,15 +522,16 @@ impl<'t> TableBuilder<'t> {
     unsafe fn push_name(&mut self, name: &'t [u8]) {
         use mlua::ffi;
         let state = self.state;
-        if let Some(at) = self.names.iter().position(|n| *n == name) {
+        if let Some(at) = self.names[..self.cached].iter().position(|n| *n == name) {
             ffi::lua_rawgeti(state, self.cache, at as i64 + 1);
             return;
         }
         ffi::lua_pushlstring(state, name.as_ptr().cast(), name.len());
-        if name.len() <= Self::NAME_BYTES && self.names.len() < Self::NAMES {
-            self.names.push(name);
+        if name.len() <= Self::NAME_BYTES && self.cached < CACHED_NAMES {
+            self.names[self.cached] = name;
+            self.cached += 1;
             ffi::lua_pushvalue(state, -1);
-            ffi::lua_rawseti(state, self.cache, self.names.len() as i64);
+            ffi::lua_rawseti(state, self.cache, self.cached as i64);
         }
     }
 }
