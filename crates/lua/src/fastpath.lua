@@ -10,7 +10,6 @@ local SYNC_CALL <const>, TO_SELF <const> = 1, 2
 local H = {}
 -- Parsed targets: kind and message id, cleared when it grows large.
 local KIND, MSG, cached = {}, {}, 0
-local sync_depth = 0
 local calls, errors, sent, handled = 0, 0, 0, 0
 
 -- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs (scripts
@@ -72,21 +71,23 @@ local function enqueue(msg, ...)
 end
 
 -- What a synchronous call replaced, by depth; restored when the call ends, also by an error
--- (a to-be-closed value: cheaper than a pcall, and the error keeps its traceback).
+-- (a to-be-closed value: cheaper than a pcall, and the error keeps its traceback). Entries are
+-- overwritten, not cleared: storing into a key that holds nil is Lua's slow path.
 local SAVED = {}
 local SYNC_END = setmetatable({}, { __close = function ()
   local d = depth
   B._WAITFOR = SAVED[d]
-  SAVED[d] = nil
   depth = d - 1
-  sync_depth = sync_depth - 1
 end })
+-- The `_WAITFOR` tables of synchronous calls: while one is current, `stage.signal(nil, ...)`
+-- does nothing (the handler's return values are the reply).
+local SYNC_W = {}
 
 local function signal(target, ...)
   local kind = KIND[target]
   if kind == nil then
     if type(target) ~= "string" then
-      if target == nil and sync_depth > 0 then return end
+      if target == nil and SYNC_W[rawget(B, "_WAITFOR")] then return end
       return raw_signal(target, ...)
     end
     local msg
@@ -115,12 +116,11 @@ local function signal(target, ...)
     if h then
       local d = depth + 1
       local w = WS[d]
-      if w == nil then w = {} WS[d] = w end
+      if w == nil then w = {} WS[d] = w SYNC_W[w] = true end
       if w[0] ~= msg then w[0], w[-1] = msg, msg end
       SAVED[d] = B._WAITFOR
       depth = d
       B._WAITFOR = w
-      sync_depth = sync_depth + 1
       calls = calls + 1
       local _ <close> = SYNC_END
       return h(...)
@@ -209,7 +209,7 @@ local function drain(budget)
     local ok, e = xpcall(run, on_error, budget)
     if ok then break end
     errors = errors + 1
-    depth, sync_depth = 0, 0
+    depth = 0
     B._WAITFOR = nil
     report(e)
   end

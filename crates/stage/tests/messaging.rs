@@ -483,7 +483,10 @@ fn a_failing_synchronous_call_restores_the_callers_waitfor_and_depth() {
 stage.waitfor("bad", function () error("boom") end)
 stage.waitfor("good", function (x) return _WAITFOR[0] .. "/" .. _WAITFOR[-1], x * 2 end)
 stage.waitfor("nest", function () return pcall(stage.signal, ":bad") end)
+-- Inside a synchronous call the return values are the reply: stage.signal(nil, ...) does nothing.
+stage.waitfor("quiet", function () stage.signal(nil, "ignored") return "q" end)
 stage.waitfor("outer", function ()
+  print("quiet", stage.signal(":quiet"))
   print(pcall(stage.signal, ":bad"))
   print("after an error", _WAITFOR[0], stage.signal(":good", 21))
   print("nested", stage.signal(":nest"))
@@ -496,6 +499,7 @@ stage.signal("outer=done")
     assert_eq!(
         out.lines(),
         [
+            "quiet\tq",
             "false\tmain.lua:2: boom",
             "after an error\touter=done\tgood/good\t42",
             "nested\tfalse\tmain.lua:2: boom",
