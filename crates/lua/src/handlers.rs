@@ -138,6 +138,11 @@ pub struct WarnedPrototypes(pub std::collections::HashSet<String>);
 pub struct Handler {
     pub shipped: Shipped,
     pub args: Vec<Value>,
+    /// A callback the runtime registered under a generated id (a `thread.new` handle's): it is
+    /// reached through the runtime only, never put on the fast path.
+    pub callback: bool,
+    /// Whether the fast path's table of plain handlers holds it.
+    pub fast: bool,
 }
 
 /// The handlers of one stage, by name (`""` is the idle function, `"@"` the catch-all).
@@ -160,19 +165,37 @@ impl Handlers {
     }
 
     /// Registers or replaces; `args` of `None` keeps the arguments of an earlier registration.
-    pub fn register(&mut self, name: String, shipped: Shipped, args: Option<Vec<Value>>) {
+    pub fn register(
+        &mut self,
+        name: String,
+        shipped: Shipped,
+        args: Option<Vec<Value>>,
+        callback: bool,
+    ) {
         match self.by_name.get_mut(&name) {
             Some(h) => {
                 h.shipped = shipped;
+                h.callback = callback;
                 if let Some(args) = args {
                     h.args = args;
                 }
             }
             None => {
                 let args = args.unwrap_or_default();
-                self.by_name.insert(name, Handler { shipped, args });
+                let handler = Handler {
+                    shipped,
+                    args,
+                    callback,
+                    fast: false,
+                };
+                self.by_name.insert(name, handler);
             }
         }
+    }
+
+    /// The handler registered under `name`, to change.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Handler> {
+        self.by_name.get_mut(name)
     }
 
     /// Replaces the registration arguments of an existing handler; false when absent.

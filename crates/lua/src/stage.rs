@@ -192,23 +192,48 @@ impl Stage {
         shipped: Shipped,
         args: Option<Vec<Value>>,
     ) -> mlua::Result<()> {
+        self.add_handler(name, shipped, args, false)
+    }
+
+    /// Registers the callback of a `thread.new` handle under its generated id. It is reached
+    /// through the runtime only (its values come from a worker through the mailbox), so it is
+    /// not put on the fast path: a handle is registered and removed for every job.
+    pub fn register_callback(
+        &self,
+        name: String,
+        shipped: Shipped,
+        args: Option<Vec<Value>>,
+    ) -> mlua::Result<()> {
+        self.add_handler(name, shipped, args, true)
+    }
+
+    fn add_handler(
+        &self,
+        name: String,
+        shipped: Shipped,
+        args: Option<Vec<Value>>,
+        callback: bool,
+    ) -> mlua::Result<()> {
         if name.is_empty() {
             self.idle_due.set(Some(self.now()));
         }
         self.handlers
             .borrow_mut()
-            .register(name.clone(), shipped, args);
+            .register(name.clone(), shipped, args, callback);
         self.sync_plain(&name)
     }
 
     /// Removes a handler; false when there was none.
     pub fn unregister(&self, name: &str) -> mlua::Result<bool> {
-        let removed = self.handlers.borrow_mut().remove(name).is_some();
+        let removed = self.handlers.borrow_mut().remove(name);
         if name.is_empty() {
             self.idle_due.set(None);
         }
-        self.sync_plain(name)?;
-        Ok(removed)
+        match (&removed, self.fast.get()) {
+            (Some(h), Some(fast)) if h.fast => fast.set_plain(name, None)?,
+            _ => {}
+        }
+        Ok(removed.is_some())
     }
 
     /// Replaces a handler's registration arguments; false when there is no such handler.
@@ -220,14 +245,25 @@ impl Stage {
 
     /// Puts `name` on the fast path when its handler is plain (see [`FastPath`]), or takes it off.
     fn sync_plain(&self, name: &str) -> mlua::Result<()> {
-        let handlers = self.handlers.borrow();
-        let plain = handlers.get(name).filter(|h| {
-            h.args.is_empty() && !h.shipped.has_upvalues && !name.is_empty() && !name.contains('=')
-        });
-        match self.fast.get() {
-            Some(fast) => fast.set_plain(name, plain.map(|h| &h.shipped.func)),
-            None => Ok(()),
+        let Some(fast) = self.fast.get() else {
+            return Ok(());
+        };
+        let mut handlers = self.handlers.borrow_mut();
+        let Some(h) = handlers.get_mut(name) else {
+            return Ok(());
+        };
+        let plain = !h.callback
+            && h.args.is_empty()
+            && !h.shipped.has_upvalues
+            && !name.is_empty()
+            && !name.contains('=');
+        if !plain && !h.fast {
+            return Ok(());
         }
+        h.fast = plain;
+        let f = plain.then(|| h.shipped.func.clone());
+        drop(handlers);
+        fast.set_plain(name, f.as_ref())
     }
 
     /// Runs `f` protected with `_WAITFOR` set for `waitfor`; errors go to `_TRACEBACK`.

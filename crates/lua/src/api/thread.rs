@@ -135,7 +135,7 @@ fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<L
     match args.next().unwrap_or(LuaValue::Nil) {
         LuaValue::Function(f) => {
             let rest: Vec<LuaValue> = args.collect();
-            actor.register(lua, callback.to_string(), &f, Some(copy_all(lua, &rest)?))?;
+            actor.register_callback(lua, callback.to_string(), &f, copy_all(lua, &rest)?)?;
         }
         LuaValue::Nil => actor.unregister(callback)?,
         value => {
