@@ -192,35 +192,28 @@ impl Stage {
         shipped: Shipped,
         args: Option<Vec<Value>>,
     ) -> mlua::Result<()> {
-        self.add_handler(name, shipped, args, false)
-    }
-
-    /// Registers the callback of a `thread.new` handle under its generated id. It is reached
-    /// through the runtime only (its values come from a worker through the mailbox), so it is
-    /// not put on the fast path: a handle is registered and removed for every job.
-    pub fn register_callback(
-        &self,
-        name: String,
-        shipped: Shipped,
-        args: Option<Vec<Value>>,
-    ) -> mlua::Result<()> {
-        self.add_handler(name, shipped, args, true)
-    }
-
-    fn add_handler(
-        &self,
-        name: String,
-        shipped: Shipped,
-        args: Option<Vec<Value>>,
-        callback: bool,
-    ) -> mlua::Result<()> {
         if name.is_empty() {
             self.idle_due.set(Some(self.now()));
         }
         self.handlers
             .borrow_mut()
-            .register(name.clone(), shipped, args, callback);
+            .register(name.clone(), shipped, args, false);
         self.sync_plain(&name)
+    }
+
+    /// Registers the callback of a `thread.new` handle under its generated id. It is reached
+    /// through the runtime only (its values come from a worker through the mailbox), so it is
+    /// kept off the fast path: a handle is registered and removed for every job.
+    pub fn register_callback(
+        &self,
+        id: String,
+        shipped: Shipped,
+        args: Vec<Value>,
+    ) -> mlua::Result<()> {
+        let mut handlers = self.handlers.borrow_mut();
+        handlers.register(id.clone(), shipped, Some(args), true);
+        drop(handlers);
+        self.sync_plain(&id)
     }
 
     /// Removes a handler; false when there was none.

@@ -127,9 +127,7 @@ impl Actor {
         args: Vec<Value>,
     ) -> mlua::Result<()> {
         match self {
-            Actor::Stage(s) => {
-                s.register_callback(name, Shipped::ship(lua, f, &s.env)?, Some(args))
-            }
+            Actor::Stage(s) => s.register_callback(name, Shipped::ship(lua, f, &s.env)?, args),
             Actor::Job(_) => self.register(lua, name, f, Some(args)),
         }
     }
