@@ -2,8 +2,8 @@
 
 use crate::convert;
 use mlua::Lua;
+use rustc_hash::FxHashMap;
 use stage_core::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A registered function: its bytecode (upvalues do not travel) loaded once into the stage's
@@ -73,8 +73,8 @@ const CACHED: usize = 4096;
 /// so a key can never stand for another, newer object.
 #[derive(Default)]
 pub struct ShipCache {
-    dumps: HashMap<usize, (mlua::Function, Arc<[u8]>)>,
-    loads: HashMap<LoadKey, (Arc<[u8]>, Shipped)>,
+    dumps: FxHashMap<usize, (mlua::Function, Arc<[u8]>)>,
+    loads: FxHashMap<LoadKey, (Arc<[u8]>, Shipped)>,
 }
 
 /// The addresses of a bytecode and of the environment it was loaded with.
@@ -148,7 +148,7 @@ pub struct Handler {
 /// The handlers of one stage, by name (`""` is the idle function, `"@"` the catch-all).
 #[derive(Default)]
 pub struct Handlers {
-    by_name: HashMap<String, Handler>,
+    by_name: FxHashMap<String, Handler>,
 }
 
 impl Handlers {

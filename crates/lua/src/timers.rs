@@ -2,9 +2,10 @@
 //! creation order, with handles that name their stage.
 
 use crate::handlers::Shipped;
+use rustc_hash::FxHashMap;
 use stage_core::Value;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 /// A pending task.
 pub struct Task {
@@ -20,7 +21,7 @@ pub struct Timers {
     /// Tells handles of this stage from those of another.
     stage_tag: u64,
     next_id: u64,
-    tasks: HashMap<u64, Task>,
+    tasks: FxHashMap<u64, Task>,
     /// (due, id): ids grow with creation, so equal due times run in creation order.
     heap: BinaryHeap<Reverse<(u64, u64)>>,
     capacity: usize,
@@ -45,7 +46,7 @@ impl Timers {
         Timers {
             stage_tag,
             next_id: 0,
-            tasks: HashMap::new(),
+            tasks: FxHashMap::default(),
             heap: BinaryHeap::new(),
             capacity,
             running: None,
