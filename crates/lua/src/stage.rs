@@ -351,13 +351,19 @@ impl Stage {
             Err(e) => return report_error(lua, &e),
         };
         self.counters.handler_calls.inc();
-        let saved = match set_globals(lua, globals, &self.env) {
-            Ok(saved) => saved,
-            Err(e) => return report_error(lua, &e),
+        let base = (!globals.is_empty()).then(|| lua.globals());
+        let saved = match &base {
+            Some(base) => match set_globals(lua, base, globals, &self.env) {
+                Ok(saved) => saved,
+                Err(e) => return report_error(lua, &e),
+            },
+            None => Vec::new(),
         };
         let results = self.invoke(lua, &f, args, Some(waitfor));
-        if let Err(e) = restore_globals(lua, saved) {
-            report_error(lua, &e);
+        if let Some(base) = &base {
+            if let Err(e) = restore_globals(base, globals, saved) {
+                report_error(lua, &e);
+            }
         }
         let Some(results) = results.filter(|r| !r.is_empty()) else {
             return;
@@ -367,7 +373,7 @@ impl Stage {
             stage: Some(stage),
         }) = sender
         {
-            let key = format!("{stage}:{}", reply_id(msg_id));
+            let key = [stage, reply_id(msg_id)].join(":");
             if let Err(e) = self.reply(lua, address, key, results.iter()) {
                 report_error(lua, &e);
             }
@@ -578,28 +584,32 @@ fn waitfor_table(
     Ok(t)
 }
 
-/// Sets the invocation globals a message carries; returns what they replaced.
+/// Sets the invocation globals a message carries in `base`, the state's globals; returns what
+/// they replaced, in order.
 fn set_globals(
     lua: &Lua,
+    base: &mlua::Table,
     globals: &[(String, Value)],
     env: &mlua::Table,
-) -> mlua::Result<Vec<(String, LuaValue)>> {
-    let base = lua.globals();
+) -> mlua::Result<Vec<LuaValue>> {
     globals
         .iter()
         .map(|(name, value)| {
             let previous = base.raw_get(name.as_str())?;
             base.raw_set(name.as_str(), convert::from_value(lua, value, env)?)?;
-            Ok((name.clone(), previous))
+            Ok(previous)
         })
         .collect()
 }
 
 /// Puts back what [`set_globals`] replaced.
-fn restore_globals(lua: &Lua, saved: Vec<(String, LuaValue)>) -> mlua::Result<()> {
-    let base = lua.globals();
-    for (name, previous) in saved {
-        base.raw_set(name, previous)?;
+fn restore_globals(
+    base: &mlua::Table,
+    globals: &[(String, Value)],
+    saved: Vec<LuaValue>,
+) -> mlua::Result<()> {
+    for ((name, _), previous) in globals.iter().zip(saved) {
+        base.raw_set(name.as_str(), previous)?;
     }
     Ok(())
 }

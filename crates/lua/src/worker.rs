@@ -53,7 +53,7 @@ impl Origin {
     /// The payload key of message `msg` addressed to the origin stage.
     pub fn own_key(&self, msg: &str) -> String {
         match &self.id {
-            Some(id) => format!("{id}:{msg}"),
+            Some(id) => [id, msg].join(":"),
             None => msg.to_string(),
         }
     }

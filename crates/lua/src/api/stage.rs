@@ -275,8 +275,8 @@ fn send(
             ..
         } => {
             let key = match (include_sender, own) {
-                (true, Some(me)) => format!("{svc}:{me}:{msg}"),
-                _ => format!("{svc}:{msg}"),
+                (true, Some(me)) => [svc, me, msg].join(":"),
+                _ => [svc, msg].join(":"),
             };
             (key, scope, svc.to_string())
         }
@@ -373,7 +373,7 @@ fn reply(lua: &Lua, stage: &Actor, ctx: &Table, values: MultiValue) -> mlua::Res
     let to_stage: Option<String> = ctx.raw_get(2)?;
     let reply = reply_id(id.as_deref().unwrap_or(""));
     let key = match &to_stage {
-        Some(s) => format!("{s}:{reply}"),
+        Some(s) => [s.as_str(), reply].join(":"),
         None => reply.to_string(),
     };
     if key.is_empty() {
