@@ -1,7 +1,7 @@
 -- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
-local B, ID, ADDR, raw_signal, classify, copy_args, slow_deliver, report, wall_ms, mark, error_text, limit,
-  max_bytes = ...
+local B, ID, ADDR, raw_signal, raw_reply, classify, copy_args, slow_deliver, report, wall_ms, mark,
+  error_text, limit, max_bytes = ...
 local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
@@ -87,7 +87,11 @@ local function signal(target, ...)
   local kind = KIND[target]
   if kind == nil then
     if type(target) ~= "string" then
-      if target == nil and SYNC_W[rawget(B, "_WAITFOR")] then return end
+      if target == nil then
+        local w = rawget(B, "_WAITFOR")
+        if SYNC_W[w] then return end
+        if type(w) == "table" then return raw_reply(w[0], w[1], w[2], ...) end
+      end
       return raw_signal(target, ...)
     end
     local msg

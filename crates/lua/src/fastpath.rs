@@ -159,12 +159,21 @@ impl FastPath {
                 other => other.to_string()?,
             })
         })?;
+        // Replies with the running handler's `_WAITFOR` fields, read on the Lua side.
+        let replies = lua.create_table()?;
+        replies.raw_set(
+            "reply",
+            lua.create_function(crate::api::stage::reply_from_fields)?,
+        )?;
+        crate::errors::wrap_tables(lua, &[&replies])?;
+        let raw_reply: Function = replies.raw_get("reply")?;
         let (plain, signal, drain, post, invoke): (Table, Function, Function, Function, Function) =
             lua.load(SOURCE).set_name("=stage").call((
                 globals,
                 id,
                 &*stage.origin.address,
                 raw_signal,
+                raw_reply,
                 classify,
                 copy_args,
                 slow_deliver,

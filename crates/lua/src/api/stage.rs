@@ -371,6 +371,30 @@ fn reply(lua: &Lua, stage: &Actor, ctx: &Table, values: MultiValue) -> mlua::Res
     let id: Option<String> = ctx.raw_get(0)?;
     let address: Option<String> = ctx.raw_get(1)?;
     let to_stage: Option<String> = ctx.raw_get(2)?;
+    reply_to(lua, stage, id, address, to_stage, values)
+}
+
+/// `stage.signal(nil, ...)` from the stage thread's fast path, which passes the fields of the
+/// running handler's `_WAITFOR`: message id, reply address, sender's stage id.
+pub(crate) fn reply_from_fields(
+    lua: &Lua,
+    (id, address, to_stage, values): (Option<String>, Option<String>, Option<String>, MultiValue),
+) -> mlua::Result<MultiValue> {
+    let stage = Actor::current(lua)?;
+    if stage.in_sync_call() {
+        return Ok(MultiValue::new());
+    }
+    reply_to(lua, &stage, id, address, to_stage, values)
+}
+
+fn reply_to(
+    lua: &Lua,
+    stage: &Actor,
+    id: Option<String>,
+    address: Option<String>,
+    to_stage: Option<String>,
+    values: MultiValue,
+) -> mlua::Result<MultiValue> {
     let reply = reply_id(id.as_deref().unwrap_or(""));
     let key = match &to_stage {
         Some(s) => [s.as_str(), reply].join(":"),
