@@ -61,9 +61,16 @@ impl WaitFor {
         address: Option<&str>,
         stage: Option<&str>,
     ) -> mlua::Result<WaitFor> {
+        let msg_string = lua.create_string(msg)?;
+        // Most messages name their handler exactly: one string serves both.
+        let name = if name == msg {
+            msg_string.clone()
+        } else {
+            lua.create_string(name)?
+        };
         Ok(WaitFor {
-            msg: lua.create_string(msg)?,
-            name: lua.create_string(name)?,
+            msg: msg_string,
+            name,
             address: address.map(|a| lua.create_string(a)).transpose()?,
             stage: stage.map(|s| lua.create_string(s)).transpose()?,
         })
