@@ -207,8 +207,10 @@ id = h.waitfor(function (...)
   print("got", MAIN_ONLY, ...)
   if select("#", ...) == 1 then stage.signal("next") end
 end)
+ID_IS_THE_HANDLES = tostring(h) == "thread: " .. id
 
 stage.waitfor("next", function ()
+  print("callback id", type(id), #id, ID_IS_THE_HANDLES)
   local h2 = thread.new(function () thread.signal() thread.signal(1, 2) end)
   print("handle", type(h2.id), type(h2.tick), h2.new == thread.new, h2.signal)
   h2.waitfor(function (tag, ...)
@@ -239,6 +241,7 @@ end)
             "job\thi\tnil",
             "got\tmain\tprogress\t21",
             "got\tmain\t42",
+            "callback id\tstring\t16\ttrue",
             "handle\tnumber\tnumber\ttrue\tnil",
             "h2\ttag\t2\t1\ttrue",
             "h2\ttag\t0\tnil\ttrue",

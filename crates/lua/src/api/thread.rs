@@ -43,7 +43,7 @@ local meta = {
 }
 return function (f, ...)
   local id = start(f, ...)
-  local h = setmetatable({ waitfor = function (...) return waitfor(id, ...) end }, meta)
+  local h = setmetatable({ waitfor = function (...) waitfor(id, ...) return id end }, meta)
   ids[h] = id
   return h
 end
@@ -128,8 +128,9 @@ fn signal(lua: &Lua, values: MultiValue) -> mlua::Result<()> {
         .deliver(&callback, convert::to_args(lua, values.iter())?)
 }
 
-/// `h.waitfor(cb, args...)`, `h.waitfor(nil)`, `h.waitfor(value, ...)`: returns the callback id.
-fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<LuaString> {
+/// `h.waitfor(cb, args...)`, `h.waitfor(nil)`, `h.waitfor(value, ...)` (the Lua side returns the
+/// callback id, which it already holds).
+fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<()> {
     let actor = Actor::current(lua)?;
     let mut args = args.into_iter();
     match args.next().unwrap_or(LuaValue::Nil) {
@@ -144,5 +145,5 @@ fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<L
             actor.set_args(callback, copy_all(lua, &all)?)?;
         }
     }
-    callback_id(lua, callback)
+    Ok(())
 }
