@@ -210,9 +210,9 @@ impl Stage {
         shipped: Shipped,
         args: Vec<Value>,
     ) -> mlua::Result<()> {
-        let mut handlers = self.handlers.borrow_mut();
-        handlers.register(id.clone(), shipped, Some(args), true);
-        drop(handlers);
+        self.handlers
+            .borrow_mut()
+            .register(id.clone(), shipped, Some(args), true);
         self.sync_plain(&id)
     }
 
