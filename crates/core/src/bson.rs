@@ -436,7 +436,7 @@ impl Reader<'_> {
     fn value(&self, kind: u8, pos: usize, depth: usize) -> Result<Option<Value>, BsonError> {
         Ok(Some(match kind {
             T_DOUBLE => Value::Float(f64::from_le_bytes(self.u64_at(pos)?)),
-            T_STRING | T_SYMBOL => Value::Str(crate::value::Bytes::from_slice(self.string(pos)?)),
+            T_STRING | T_SYMBOL => Value::str(self.string(pos)?),
             T_DOCUMENT => Value::Table(self.document(pos, depth + 1, DocKind::Document)?),
             T_ARRAY => Value::Table(self.document(pos, depth + 1, DocKind::Array)?),
             T_BINARY => {
@@ -447,7 +447,7 @@ impl Reader<'_> {
                     SUBTYPE_FUNCTION => Value::Function(Arc::from(data)),
                     SUBTYPE_GZIP_STRING => Value::Str(gunzip(data)?.into()),
                     SUBTYPE_HANDLE => return Ok(None),
-                    _ => Value::Str(crate::value::Bytes::from_slice(data)),
+                    _ => Value::str(data),
                 }
             }
             T_BOOL => Value::Bool(self.take(pos, 1)?[0] != 0),
@@ -475,7 +475,7 @@ fn decode_key(key: &[u8], kind: DocKind) -> Key {
             return Key::Int(n);
         }
     }
-    Key::Str(crate::value::Bytes::from_slice(key))
+    Key::str(key)
 }
 
 #[cfg(test)]
@@ -694,8 +694,7 @@ mod tests {
         prop_oneof![
             any::<i64>().prop_map(Key::Int),
             // string keys that cannot be read as "#n" and hold no NUL
-            "[a-z][a-z0-9_#.]{0,8}"
-                .prop_map(|s| Key::Str(crate::value::Bytes::from_slice(s.as_bytes()))),
+            "[a-z][a-z0-9_#.]{0,8}".prop_map(Key::str),
         ]
     }
 

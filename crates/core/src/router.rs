@@ -36,7 +36,8 @@ struct Group {
 }
 
 /// The routing table of this node. It is read for every message, so its maps hash with the
-/// fast non-keyed Fx hash: the keys are stage ids and addresses from the node's own config.
+/// fast non-keyed Fx hash: the keys are the config's stage ids and the addresses the node
+/// makes, never chosen by a sender.
 #[derive(Default)]
 pub struct Router {
     groups: RwLock<FxHashMap<String, Group>>,

@@ -132,9 +132,16 @@ impl Table {
     }
 }
 
+impl Key {
+    /// A string key from text or bytes.
+    pub fn str(s: impl AsRef<[u8]>) -> Key {
+        Key::Str(Bytes::from_slice(s.as_ref()))
+    }
+}
+
 impl From<&str> for Key {
     fn from(s: &str) -> Key {
-        Key::Str(crate::value::Bytes::from_slice(s.as_bytes()))
+        Key::str(s)
     }
 }
 
@@ -164,7 +171,7 @@ impl From<f64> for Value {
 
 impl From<&str> for Value {
     fn from(s: &str) -> Value {
-        Value::Str(crate::value::Bytes::from_slice(s.as_bytes()))
+        Value::str(s)
     }
 }
 

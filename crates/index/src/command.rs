@@ -391,7 +391,7 @@ fn describe(v: &Value) -> String {
 }
 
 fn s(text: &str) -> Key {
-    Key::Str(stage_core::Bytes::from_slice(text.as_bytes()))
+    Key::str(text)
 }
 
 fn table(entries: Vec<(Key, Value)>) -> Value {
@@ -405,7 +405,7 @@ fn empty() -> Value {
 fn score_value(score: &Score) -> Value {
     match score {
         Score::Int(i) => Value::Int(*i),
-        Score::Str(b) => Value::Str(stage_core::Bytes::from_slice(b)),
+        Score::Str(b) => Value::str(b),
     }
 }
 
@@ -705,10 +705,7 @@ impl<'a> Commands<'a> {
         let mut out = Vec::new();
         for id in ids_of(job.arg, report) {
             match w.del(id, job.target.tier.sel()) {
-                Ok(done) => out.push((
-                    Key::Str(stage_core::Bytes::from_slice(id)),
-                    Value::Bool(done),
-                )),
+                Ok(done) => out.push((Key::str(id), Value::Bool(done))),
                 Err(error) => report.entry(id, error.into()),
             }
         }
@@ -773,7 +770,7 @@ impl<'a> Commands<'a> {
                     }
                 }
             }
-            out.push((Key::Str(stage_core::Bytes::from_slice(id)), table(fields)));
+            out.push((Key::str(id), table(fields)));
         }
         table(out)
     }
@@ -782,7 +779,7 @@ impl<'a> Commands<'a> {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut f = Vec::with_capacity(if row.value.is_some() { 4 } else { 3 });
-            f.push((s("k"), Value::Str(stage_core::Bytes::from_slice(row.id))));
+            f.push((s("k"), Value::str(row.id)));
             self.value_field(row.id, row.value, &mut f, report);
             f.push((s("i"), score_value(row.score)));
             f.push((s("d"), Value::Int(row.rank as i64)));

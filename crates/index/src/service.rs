@@ -253,13 +253,10 @@ mod tests {
             Value::Bool(true),
             Value::Int(-7),
             Value::Float(0.5),
-            Value::Str(stage_core::Bytes::from_slice(b"a\0b")),
+            Value::str(b"a\0b"),
             Value::Table(Table(vec![
-                (Key::Int(1), Value::Str(stage_core::Bytes::from_slice(b"x"))),
-                (
-                    Key::Str(stage_core::Bytes::from_slice(b"name")),
-                    Value::Int(2),
-                ),
+                (Key::Int(1), Value::str(b"x")),
+                (Key::str(b"name"), Value::Int(2)),
             ])),
         ];
         for v in values {

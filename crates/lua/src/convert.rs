@@ -100,7 +100,7 @@ impl RawReader {
                     if type_hint(bytes).is_some() {
                         return None;
                     }
-                    Key::Str(stage_core::Bytes::from_slice(bytes))
+                    Key::str(bytes)
                 }
                 _ => return None,
             };
@@ -122,7 +122,7 @@ impl RawReader {
                 Value::Int(ffi::lua_tointegerx(state, idx, std::ptr::null_mut()))
             }
             ffi::LUA_TNUMBER => Value::Float(ffi::lua_tonumberx(state, idx, std::ptr::null_mut())),
-            ffi::LUA_TSTRING => Value::Str(stage_core::Bytes::from_slice(Self::bytes(state, idx))),
+            ffi::LUA_TSTRING => Value::str(Self::bytes(state, idx)),
             ffi::LUA_TTABLE => Value::Table(self.table(idx, depth + 1)?),
             _ => return None,
         })
@@ -182,11 +182,11 @@ impl<'l> Copier<'l> {
     }
 
     /// The text a coroutine or userdata becomes, or the refusal.
-    fn handle_text(&self, value: &LuaValue) -> mlua::Result<stage_core::Bytes> {
+    fn handle_text(&self, value: &LuaValue) -> mlua::Result<String> {
         if self.refuse_handles {
             return Err(ConvertError::Handle(value.type_name()).into());
         }
-        Ok(stage_core::Bytes::from_slice(value.to_string()?.as_bytes()))
+        value.to_string()
     }
 
     /// Copies a value given to [`to_value`] / [`to_args`]: a table of plain data in one pass
@@ -206,13 +206,13 @@ impl<'l> Copier<'l> {
             LuaValue::Boolean(b) => Value::Bool(*b),
             LuaValue::Integer(i) => Value::Int(*i),
             LuaValue::Number(n) => Value::Float(*n),
-            LuaValue::String(s) => Value::Str(stage_core::Bytes::from_slice(&s.as_bytes())),
+            LuaValue::String(s) => Value::str(s.as_bytes()),
             LuaValue::Table(t) => Value::Table(self.table(t, depth)?),
             LuaValue::Function(f) => {
                 crate::handlers::warn_lost_upvalues(self.lua, f)?;
                 Value::Function(dump(f)?)
             }
-            other => Value::Str(self.handle_text(other)?),
+            other => Value::str(self.handle_text(other)?),
         })
     }
 
@@ -233,23 +233,20 @@ impl<'l> Copier<'l> {
                     let bytes = s.as_bytes();
                     match type_hint(&bytes) {
                         Some((name, hint)) => match self.hinted(hint, &v, depth)? {
-                            Some(value) => (Key::Str(stage_core::Bytes::from_slice(name)), value),
+                            Some(value) => (Key::str(name), value),
                             None => continue,
                         },
-                        None => (
-                            Key::Str(stage_core::Bytes::from_slice(&bytes)),
-                            self.value(&v, depth + 1)?,
-                        ),
+                        None => (Key::str(&bytes), self.value(&v, depth + 1)?),
                     }
                 }
                 other @ (LuaValue::Thread(_)
                 | LuaValue::UserData(_)
                 | LuaValue::LightUserData(_)) => (
-                    Key::Str(self.handle_text(&other)?),
+                    Key::str(self.handle_text(&other)?),
                     self.value(&v, depth + 1)?,
                 ),
                 other => (
-                    Key::Str(stage_core::Bytes::from_slice(other.to_string()?.as_bytes())),
+                    Key::str(other.to_string()?.as_bytes()),
                     self.value(&v, depth + 1)?,
                 ),
             };
@@ -714,11 +711,8 @@ mod tests {
             (
                 Key::Int(n),
                 Value::Table(Table(vec![
-                    (
-                        Key::Str(stage_core::Bytes::from_slice(b"k")),
-                        Value::str(format!("id{n}")),
-                    ),
-                    (Key::Str(stage_core::Bytes::from_slice(b"d")), Value::Int(n)),
+                    (Key::str(b"k"), Value::str(format!("id{n}"))),
+                    (Key::str(b"d"), Value::Int(n)),
                 ])),
             )
         };

@@ -15,8 +15,8 @@ local calls, errors, sent, handled = 0, 0, 0, 0
 -- `_WAITFOR` tables are reused, one per nesting depth: valid while the handler runs (scripts
 -- read it, they do not write it). WS serves synchronous calls, whose tables never hold a reply
 -- address, so only their message id changes: storing nil into a missing key is Lua's slow path.
--- B (the state's globals) sends reads of missing names to the process store: reads of
--- B._WAITFOR where it may be nil (outside handlers) are rawget.
+-- B (the state's globals) sends reads of missing names to its `__index` function: reads of
+-- B._WAITFOR where it is usually nil (outside handlers) are rawget.
 local W, WS, depth = {}, {}, 0
 
 -- The queue: parallel arrays, so a one-value message allocates nothing. QR is who sent it:

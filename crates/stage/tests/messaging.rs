@@ -477,16 +477,32 @@ stage.exit()
     );
 }
 
+/// Inside a synchronous call the return values are the reply: `stage.signal(nil, ...)` does
+/// nothing. In a stage without an id a reply to `quiet` would otherwise call `quiet` again.
+#[test]
+fn a_reply_inside_a_synchronous_call_does_nothing() {
+    let app = App::new();
+    app.file("stage.json", r##"{ "#startup": ["lua"], "lua": "main" }"##);
+    app.file(
+        "main.lua",
+        r#"
+CALLS = 0
+stage.waitfor("quiet", function () CALLS = CALLS + 1 stage.signal(nil, "ignored") return "q" end)
+print("quiet", stage.signal(":quiet"), CALLS)
+stage.exit()
+"#,
+    );
+    let out = app.run_args(&["run", "."]);
+    assert_eq!(out.lines(), ["quiet\tq\t1"], "{}", out.stderr);
+}
+
 #[test]
 fn a_failing_synchronous_call_restores_the_callers_waitfor_and_depth() {
     let out = run(r##"
 stage.waitfor("bad", function () error("boom") end)
 stage.waitfor("good", function (x) return _WAITFOR[0] .. "/" .. _WAITFOR[-1], x * 2 end)
 stage.waitfor("nest", function () return pcall(stage.signal, ":bad") end)
--- Inside a synchronous call the return values are the reply: stage.signal(nil, ...) does nothing.
-stage.waitfor("quiet", function () stage.signal(nil, "ignored") return "q" end)
 stage.waitfor("outer", function ()
-  print("quiet", stage.signal(":quiet"))
   print(pcall(stage.signal, ":bad"))
   print("after an error", _WAITFOR[0], stage.signal(":good", 21))
   print("nested", stage.signal(":nest"))
@@ -499,7 +515,6 @@ stage.signal("outer=done")
     assert_eq!(
         out.lines(),
         [
-            "quiet\tq",
             "false\tmain.lua:2: boom",
             "after an error\touter=done\tgood/good\t42",
             "nested\tfalse\tmain.lua:2: boom",

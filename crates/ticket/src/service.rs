@@ -329,9 +329,7 @@ fn send(
             let items = requests
                 .into_iter()
                 .map(|c| {
-                    let id = value::Key::Str(stage_core::Bytes::from_slice(
-                        c.request.to_string().as_bytes(),
-                    ));
+                    let id = value::Key::str(c.request.to_string().as_bytes());
                     (id, Value::str(c.callback.as_bytes()))
                 })
                 .collect();

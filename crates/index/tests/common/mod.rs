@@ -82,7 +82,7 @@ fn dec(b: &mut &[u8]) -> Result<Value, String> {
         3 => Value::Float(f64::from_bits(i64_of(b)? as u64)),
         4 => {
             let n = u32_of(b)?;
-            Value::Str(stage_core::Bytes::from_slice(take(b, n)?))
+            Value::str(take(b, n)?)
         }
         5 => {
             let n = u32_of(b)?;
@@ -96,7 +96,7 @@ fn dec(b: &mut &[u8]) -> Result<Value, String> {
                     0 => Key::Int(i64_of(b)?),
                     _ => {
                         let n = u32_of(b)?;
-                        Key::Str(stage_core::Bytes::from_slice(take(b, n)?))
+                        Key::str(take(b, n)?)
                     }
                 };
                 t.push(k, dec(b)?);

@@ -14,7 +14,6 @@ use stage_core::{Args, Message, Value};
 
 /// Creates the `stage` table.
 pub fn install(lua: &Lua) -> mlua::Result<Table> {
-    lua.set_app_data(WaitForName(lua.create_string("_WAITFOR")?));
     let stage = lua.create_table()?;
     stage.set("waitfor", lua.create_function(waitfor)?)?;
     stage.set("signal", lua.create_function(signal)?)?;
@@ -191,12 +190,7 @@ fn signal(lua: &Lua, (target, values): (LuaValue, MultiValue)) -> mlua::Result<M
             if stage.in_sync_call() {
                 return Ok(MultiValue::new());
             }
-            let name = lua.app_data_ref::<WaitForName>().map(|n| n.0.clone());
-            let ctx = match name {
-                Some(name) => lua.globals().raw_get::<LuaValue>(name)?,
-                None => LuaValue::Nil,
-            };
-            match ctx {
+            match lua.globals().raw_get::<LuaValue>("_WAITFOR")? {
                 LuaValue::Table(ctx) => reply(lua, &stage, &ctx, values),
                 _ => Err(mlua::Error::runtime(
                     "not a callback function: stage.signal(nil, ...) replies only inside a handler",
@@ -229,11 +223,6 @@ fn signal(lua: &Lua, (target, values): (LuaValue, MultiValue)) -> mlua::Result<M
         )),
     }
 }
-
-/// The string `_WAITFOR`, made once: `stage.signal(nil, ...)` reads that global inside
-/// handlers, where the memory cap holds and `mlua` would protect every new key string with a
-/// call of its own.
-struct WaitForName(mlua::LuaString);
 
 /// Sends values to a parsed target (`messaging.md` §6).
 fn send(
