@@ -3,7 +3,8 @@
 
 use crate::address::Scope;
 use crate::message::Message;
-use parking_lot::RwLock;
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,24 +25,36 @@ pub enum PostError {
     Closed(String),
 }
 
+#[derive(Clone)]
 struct Instance {
     address: Arc<str>,
     mailbox: Arc<dyn Mailbox>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Group {
     instances: Vec<Instance>,
-    next: AtomicUsize,
+    /// The rotation of `Scope::One`, shared by every version of the table.
+    next: Arc<AtomicUsize>,
 }
 
-/// The routing table of this node. It is read for every message, so its maps hash with the
-/// fast non-keyed Fx hash: the keys are the config's stage ids and the addresses the node
+/// One version of the routing table.
+#[derive(Clone, Default)]
+struct Table {
+    groups: FxHashMap<String, Group>,
+    addresses: FxHashMap<Arc<str>, Arc<dyn Mailbox>>,
+}
+
+/// The routing table of this node. It is read for every message by every thread, and changes
+/// only when an instance starts or stops: readers take the current version without a lock (no
+/// write to memory another thread reads), a change stores a new version. Its maps hash with
+/// the fast non-keyed Fx hash: the keys are the config's stage ids and the addresses the node
 /// makes, never chosen by a sender.
 #[derive(Default)]
 pub struct Router {
-    groups: RwLock<FxHashMap<String, Group>>,
-    addresses: RwLock<FxHashMap<Arc<str>, Arc<dyn Mailbox>>>,
+    table: ArcSwap<Table>,
+    /// Serialises changes, so that none is lost.
+    changing: Mutex<()>,
 }
 
 impl Router {
@@ -50,47 +63,57 @@ impl Router {
         Router::default()
     }
 
+    /// Applies `change` to a copy of the table and makes the copy current.
+    fn change(&self, change: impl FnOnce(&mut Table)) {
+        let _changing = self.changing.lock();
+        let mut table = Table::clone(&self.table.load());
+        change(&mut table);
+        self.table.store(Arc::new(table));
+    }
+
     /// Makes an instance reachable by its reply address and, when it has one, by its stage id.
     pub fn register(&self, id: Option<&str>, address: Arc<str>, mailbox: Arc<dyn Mailbox>) {
-        self.addresses
-            .write()
-            .insert(address.clone(), mailbox.clone());
-        if let Some(id) = id {
-            let mut groups = self.groups.write();
-            groups
-                .entry(id.to_string())
-                .or_default()
-                .instances
-                .push(Instance { address, mailbox });
-        }
+        self.change(|table| {
+            table.addresses.insert(address.clone(), mailbox.clone());
+            if let Some(id) = id {
+                table
+                    .groups
+                    .entry(id.to_string())
+                    .or_default()
+                    .instances
+                    .push(Instance { address, mailbox });
+            }
+        });
     }
 
     /// Removes an instance (its address and its stage-id entry).
     pub fn unregister(&self, address: &str) {
-        self.addresses.write().remove(address);
-        let mut groups = self.groups.write();
-        for group in groups.values_mut() {
-            group.instances.retain(|i| &*i.address != address);
-        }
-        groups.retain(|_, g| !g.instances.is_empty());
+        self.change(|table| {
+            table.addresses.remove(address);
+            for group in table.groups.values_mut() {
+                group.instances.retain(|i| &*i.address != address);
+            }
+            table.groups.retain(|_, g| !g.instances.is_empty());
+        });
     }
 
     /// Delivers to the instances of `ids` (a comma-separated list) that `scope` selects.
     /// Returns how many instances received the message; 0 means nobody was eligible.
     pub fn send(&self, ids: &str, scope: Scope, message: Message) -> Result<usize, PostError> {
-        let groups = self.groups.read();
+        let table = self.table.load();
         let mut targets: SmallVec<[&Arc<dyn Mailbox>; 4]> = SmallVec::new();
         for id in ids.split(',') {
-            let Some(group) = groups.get(id) else {
+            let Some(group) = table.groups.get(id) else {
                 continue;
             };
-            match scope {
-                Scope::All => targets.extend(group.instances.iter().map(|i| &i.mailbox)),
+            match (scope, group.instances.as_slice()) {
+                (Scope::All, instances) => targets.extend(instances.iter().map(|i| &i.mailbox)),
                 // Every instance of this router is on this node; none came over the network.
-                Scope::Remote => {}
-                Scope::One | Scope::Local => {
+                (Scope::Remote, _) => {}
+                (Scope::One | Scope::Local, [only]) => targets.push(&only.mailbox),
+                (Scope::One | Scope::Local, instances) => {
                     let n = group.next.fetch_add(1, Ordering::Relaxed);
-                    targets.push(&group.instances[n % group.instances.len()].mailbox);
+                    targets.push(&instances[n % instances.len()].mailbox);
                 }
             }
         }
@@ -106,8 +129,7 @@ impl Router {
 
     /// Delivers straight to the instance with this reply address; `Ok(false)` when unknown.
     pub fn send_to(&self, address: &str, message: Message) -> Result<bool, PostError> {
-        let mailbox = self.addresses.read().get(address).cloned();
-        match mailbox {
+        match self.table.load().addresses.get(address) {
             Some(mailbox) => mailbox.post(message).map(|()| true),
             None => Ok(false),
         }
@@ -115,7 +137,7 @@ impl Router {
 
     /// Whether some instance has this stage id.
     pub fn knows(&self, id: &str) -> bool {
-        self.groups.read().contains_key(id)
+        self.table.load().groups.contains_key(id)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `luaL_error`), errors of Lua code the runtime called (a synchronous handler, a script) with
 //! their original text.
 
-use mlua::{Lua, Table, Value as LuaValue};
+use mlua::{Lua, MultiValue, Table, Value as LuaValue};
 
 /// What `mlua` appends to the text of a Lua error caught by a protected call.
 const TRACEBACK: &str = "\nstack traceback:";
@@ -48,6 +48,23 @@ pub fn log_text(error: &mlua::Error) -> String {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         other => other.to_string(),
     }
+}
+
+/// An API function's result for Lua code that raises its errors itself (the stage thread's
+/// fast path): `true` and the results, or `false`, the message and whether the message still
+/// needs the position of the calling line.
+pub fn outcome(lua: &Lua, result: mlua::Result<MultiValue>) -> mlua::Result<(bool, MultiValue)> {
+    Ok(match result {
+        Ok(values) => (true, values),
+        Err(e) => {
+            let (message, locate) = describe(&e);
+            let message = LuaValue::String(lua.create_string(message)?);
+            (
+                false,
+                MultiValue::from_iter([message, LuaValue::Boolean(locate)]),
+            )
+        }
+    })
 }
 
 const WRAPPER: &str = r#"

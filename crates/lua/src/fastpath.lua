@@ -1,11 +1,19 @@
 -- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
 local B, ID, ADDR, raw_signal, raw_reply, classify, copy_args, slow_deliver, report, wall_ms, mark,
-  error_text, limit, max_bytes = ...
-local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
+  error_text, limit, max_bytes, mail = ...
+local xpcall, select, type, error, rawget, rawset = xpcall, select, type, error, rawget, rawset
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
 local SYNC_CALL <const>, TO_SELF <const> = 1, 2
+
+-- The results of raw_signal and raw_reply, which return `true` and their results, or `false`,
+-- an error message and whether it is to be located at the calling line (errors.rs).
+local function check(ok, ...)
+  if ok then return ... end
+  local message, locate = ...
+  error(message, locate and 2 or 0)
+end
 -- Plain handlers by name: no registration arguments, no captured upvalues, no '=' in the name.
 local H = {}
 -- Parsed targets: kind and message id, cleared when it grows large.
@@ -90,9 +98,9 @@ local function signal(target, ...)
       if target == nil then
         local w = rawget(B, "_WAITFOR")
         if SYNC_W[w] then return end
-        if type(w) == "table" then return raw_reply(w[0], w[1], w[2], ...) end
+        if type(w) == "table" then return check(raw_reply(w[0], w[1], w[2], ...)) end
       end
-      return raw_signal(target, ...)
+      return check(raw_signal(target, ...))
     end
     local msg
     kind, msg = classify(target)
@@ -130,7 +138,7 @@ local function signal(target, ...)
       return h(...)
     end
   end
-  return raw_signal(target, ...)
+  return check(raw_signal(target, ...))
 end
 
 local function reply_id(msg)
@@ -149,6 +157,18 @@ local function auto_reply(msg, ...)
     end
   end
   return push(reply_id(msg), 1, nil, n, ...)
+end
+
+-- Counts a handler call of message `msg` and makes the `_WAITFOR` of the next depth current
+-- for it (the caller lowers the depth when the handler returns).
+local function enter(msg, name, address, stage)
+  calls = calls + 1
+  local d = depth + 1
+  local w = W[d]
+  if w == nil then w = {} W[d] = w end
+  depth = d
+  B._WAITFOR = w
+  w[0], w[-1], w[1], w[2] = msg, name, address, stage
 end
 
 -- Runs queued messages until `budget` are handled; an error ends the run (see drain).
@@ -173,19 +193,13 @@ local function run(budget)
         elseif n == 1 then slow_deliver(msg, sender, one)
         else slow_deliver(msg, sender, unpack(all, 1, n)) end
       else
-        calls = calls + 1
-        local d = depth + 1
-        local w = W[d]
-        if w == nil then w = {} W[d] = w end
-        depth = d
-        B._WAITFOR = w
         if sender == 0 then
-          w[0], w[-1], w[1], w[2] = msg, msg, ADDR, ID
+          enter(msg, msg, ADDR, ID)
           if n == 0 then auto_reply(msg, h())
           elseif n == 1 then auto_reply(msg, h(one))
           else auto_reply(msg, h(unpack(all, 1, n))) end
         else
-          w[0], w[-1], w[1], w[2] = msg, msg, sender == 1 and ADDR or nil, nil
+          enter(msg, msg, sender == 1 and ADDR or nil, nil)
           if n == 0 then h()
           elseif n == 1 then h(one)
           else h(unpack(all, 1, n)) end
@@ -243,4 +257,90 @@ local function invoke(f, msg, name, address, stage, ...)
   return finish(previous, xpcall(f, on_error, ...))
 end
 
-return H, signal, drain, post, invoke
+-- Batches of mailbox messages, written into MB by the runtime (FastPath::write_mail). Per
+-- message: `false` when the runtime delivers it itself; otherwise its id, the name of its
+-- plain handler (`true`: the id), the sender's address and stage id (`false`: none), its
+-- globals as a count and name-value pairs, and its values as a count and the values. MB is filled with `false` up to
+-- its size once, so the runtime's writes always land in its array part.
+local mail_slots, slow_mail, mail_reply = table.unpack(mail)
+local MB = {}
+for i = 1, mail_slots do MB[i] = false end
+local mnext, mlast, mcount = 1, 0, 0
+-- The globals the running batch message replaced: name, previous value, ...
+local GS, gsaved = {}, 0
+
+local function restore_globals()
+  for i = gsaved - 1, 1, -2 do rawset(B, GS[i], GS[i + 1]) end
+  gsaved = 0
+end
+
+-- Sends a handler's results back to the sender of a mailbox message.
+local function reply_mail(msg, addr, stg, ...)
+  if select("#", ...) > 0 then return mail_reply(msg, addr, stg, ...) end
+end
+
+-- Runs the batch's messages from `mnext` on; an error ends the run (see drain_mail).
+local function run_mail()
+  while mnext <= mlast do
+    local p = mnext
+    local msg = MB[p]
+    mcount = mcount + 1
+    handled = handled + 1
+    mark()  -- each message is an invocation of its own for the budget
+    local h, name, at, n
+    if msg then
+      at = p + 5 + 2 * MB[p + 4]
+      n = MB[at]
+      mnext = at + 1 + n
+      name = MB[p + 1]
+      if name == true then name = msg end
+      -- Looked up again: an earlier message of the batch may have changed the handlers.
+      h = H[name]
+    else
+      mnext = p + 1
+    end
+    if h == nil then
+      slow_mail(mcount)
+    else
+      local addr, stg = MB[p + 2], MB[p + 3]
+      for i = p + 5, at - 1, 2 do
+        local name = MB[i]
+        GS[gsaved + 1], GS[gsaved + 2] = name, rawget(B, name)
+        gsaved = gsaved + 2
+        rawset(B, name, MB[i + 1])
+      end
+      enter(msg, name, addr or nil, stg or nil)
+      if stg then
+        if n == 1 then reply_mail(msg, addr, stg, h(MB[at + 1]))
+        else reply_mail(msg, addr, stg, h(unpack(MB, at + 1, at + n))) end
+      elseif n == 1 then h(MB[at + 1])
+      else h(unpack(MB, at + 1, at + n)) end
+      depth = depth - 1
+      if gsaved > 0 then restore_globals() end
+    end
+  end
+  B._WAITFOR = nil
+end
+
+-- Handles the batch of `last` slots the runtime wrote; returns how many messages it handled
+-- and the counts since the last call (handler calls, handler errors, messages sent). A
+-- handler's error is reported and the next message is served.
+local function drain_mail(last)
+  mnext, mlast, mcount, handled = 1, last, 0, 0
+  while true do
+    local ok, e = xpcall(run_mail, on_error)
+    if ok then break end
+    errors = errors + 1
+    depth = 0
+    if gsaved > 0 then restore_globals() end
+    B._WAITFOR = nil
+    report(e)
+  end
+  -- Nothing of the batch is kept alive by the buffer.
+  for i = 1, last do MB[i] = false end
+  local h, c, e, s = handled, calls, errors, sent
+  calls, errors, sent = 0, 0, 0
+  return h, c, e, s
+end
+
+return H, signal, drain, post, invoke, MB, drain_mail

@@ -7,15 +7,58 @@
 //! Every message a stage sends to itself — from Lua or from the runtime (a reply to itself) —
 //! goes through the one Lua queue, so they keep their order. Values that are not plain data are
 //! copied at the send (as a message copies them), and the copy waits in the queue.
+//!
+//! Mailbox messages are handed over in batches ([`FastPath::write_mail`]): a message for a
+//! plain handler whose values and globals are plain data (nil, booleans, numbers, strings) is
+//! dispatched in Lua, every other one by the runtime (`Stage::deliver`), in the batch's order.
 
 use crate::convert;
 use crate::stage::{report_text, Stage};
 use mlua::{Function, Lua, MultiValue, Table, Value as LuaValue};
 use stage_core::address::{self, Target};
-use stage_core::Value;
+use stage_core::{Message, Value};
 use std::rc::Rc;
 
 const SOURCE: &str = include_str!("fastpath.lua");
+
+/// How many mailbox messages one batch holds at most.
+pub const MAIL_BATCH: usize = 64;
+/// How many slots of the Lua side's buffer one message may take to be dispatched there: with
+/// at most [`MAIL_BATCH`] messages a batch always fits.
+const SLOTS_PER_MESSAGE: usize = 32;
+/// The size of the Lua side's buffer of mailbox messages.
+const MAIL_SLOTS: usize = MAIL_BATCH * SLOTS_PER_MESSAGE;
+
+/// A mailbox message of a batch, as [`FastPath::write_mail`] hands it to Lua.
+pub enum Mail<'m> {
+    /// Message `msg` for the plain handler `name`.
+    Plain {
+        msg: &'m str,
+        name: &'m str,
+        message: &'m Message,
+    },
+    /// Delivered by the runtime.
+    Runtime,
+}
+
+impl<'m> Mail<'m> {
+    /// How `message`, whose id is `msg`, is handed over: `plain` says whether the name of
+    /// the handler it is for, `name`, is a plain handler's.
+    pub fn of(msg: &'m str, name: &'m str, message: &'m Message, plain: bool) -> Mail<'m> {
+        let scalar = |v: &Value| !matches!(v, Value::Table(_) | Value::Function(_));
+        let slots = 6 + 2 * message.globals.len() + message.values.len();
+        if plain
+            && message.deadline_ms.is_none()
+            && slots <= SLOTS_PER_MESSAGE
+            && message.values.iter().all(scalar)
+            && message.globals.iter().all(|(_, v)| scalar(v))
+        {
+            Mail::Plain { msg, name, message }
+        } else {
+            Mail::Runtime
+        }
+    }
+}
 
 /// Who sent a queued message, as the Lua queue records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +80,9 @@ pub struct FastPath {
     drain: Function,
     post: Function,
     invoke: Function,
+    /// The buffer mailbox batches are written into, and the function that runs a batch.
+    mail: Table,
+    drain_mail: Function,
 }
 
 /// The message a handler is invoked for: what `_WAITFOR` holds while it runs. Its strings
@@ -77,7 +123,7 @@ impl WaitFor {
     }
 }
 
-/// What one [`FastPath::drain`] call did.
+/// What one [`FastPath::drain`] or [`FastPath::drain_mail`] call did.
 pub struct Drained {
     pub left: usize,
     pub handled: u64,
@@ -102,7 +148,9 @@ impl FastPath {
     pub fn install(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<FastPath> {
         let globals = lua.globals();
         let stage_table: Table = globals.get("stage")?;
-        let raw_signal: Function = stage_table.get("signal")?;
+        let raw_signal = lua.create_function(|lua, args| {
+            crate::errors::outcome(lua, crate::api::stage::signal(lua, args))
+        })?;
         let own = stage.origin.id.clone();
         let classify = lua.create_function(move |_, target: mlua::LuaString| {
             let target = target.to_str()?;
@@ -167,14 +215,51 @@ impl FastPath {
             })
         })?;
         // Replies with the running handler's `_WAITFOR` fields, read on the Lua side.
-        let replies = lua.create_table()?;
-        replies.raw_set(
-            "reply",
-            lua.create_function(crate::api::stage::reply_from_fields)?,
+        let raw_reply = lua.create_function(|lua, args| {
+            crate::errors::outcome(lua, crate::api::stage::reply_from_fields(lua, args))
+        })?;
+        let weak = Rc::downgrade(stage);
+        let slow_mail = lua.create_function(move |lua, index: usize| {
+            if let Some(stage) = weak.upgrade() {
+                stage.deliver_from_batch(lua, index);
+            }
+            Ok(())
+        })?;
+        let weak = Rc::downgrade(stage);
+        let mail_reply = lua.create_function(
+            move |lua,
+                  (msg, address, to, values): (
+                mlua::LuaString,
+                mlua::LuaString,
+                mlua::LuaString,
+                MultiValue,
+            )| {
+                if let Some(stage) = weak.upgrade() {
+                    stage.auto_reply(
+                        lua,
+                        &msg.to_str()?,
+                        &address.to_str()?,
+                        &to.to_str()?,
+                        values,
+                    );
+                }
+                Ok(())
+            },
         )?;
-        crate::errors::wrap_tables(lua, &[&replies])?;
-        let raw_reply: Function = replies.raw_get("reply")?;
-        let (plain, signal, drain, post, invoke): (Table, Function, Function, Function, Function) =
+        let mail = lua.create_table()?;
+        mail.raw_set(1, MAIL_SLOTS)?;
+        mail.raw_set(2, slow_mail)?;
+        mail.raw_set(3, mail_reply)?;
+        type Parts = (
+            Table,
+            Function,
+            Function,
+            Function,
+            Function,
+            Table,
+            Function,
+        );
+        let (plain, signal, drain, post, invoke, mail, drain_mail): Parts =
             lua.load(SOURCE).set_name("=stage").call((
                 globals,
                 id,
@@ -190,6 +275,7 @@ impl FastPath {
                 error_text,
                 stage.process.limits.mailbox,
                 stage.process.limits.message_bytes,
+                mail,
             ))?;
         stage_table.set("signal", signal)?;
         Ok(FastPath {
@@ -199,6 +285,8 @@ impl FastPath {
             drain,
             post,
             invoke,
+            mail,
+            drain_mail,
         })
     }
 
@@ -218,6 +306,39 @@ impl FastPath {
             self.drain.call(budget)?;
         Ok(Drained {
             left,
+            handled,
+            calls,
+            errors,
+            sent,
+        })
+    }
+
+    /// Writes a batch of at most [`MAIL_BATCH`] mailbox messages into the Lua side's buffer;
+    /// returns how many slots it took.
+    pub fn write_mail(&self, lua: &Lua, batch: &[Mail]) -> mlua::Result<usize> {
+        let mut slots = 0;
+        // SAFETY: the buffer is at stack index 1 and already holds `MAIL_SLOTS` entries, so
+        // `lua_rawseti` only replaces values; pushing a string can raise an out-of-memory
+        // error, which unwinds only this closure's frames (they own nothing: the batch is
+        // borrowed) and is returned by `exec_raw`.
+        unsafe {
+            lua.exec_raw::<()>(&self.mail, |state| {
+                slots = MailWriter {
+                    state,
+                    at: 0,
+                    last: [(&[], 0); 3],
+                }
+                .write(batch);
+            })?;
+        }
+        Ok(slots)
+    }
+
+    /// Runs the batch of `slots` slots that [`FastPath::write_mail`] wrote.
+    pub fn drain_mail(&self, slots: usize) -> mlua::Result<Drained> {
+        let (handled, calls, errors, sent): (u64, u64, u64, u64) = self.drain_mail.call(slots)?;
+        Ok(Drained {
+            left: 0,
             handled,
             calls,
             errors,
@@ -265,5 +386,116 @@ impl FastPath {
             args.push_back(convert::from_value(lua, v, &self.env)?);
         }
         self.post.call(args)
+    }
+}
+
+/// Writes mailbox messages into the Lua side's buffer at stack index 1 (see `fastpath.lua`).
+struct MailWriter<'m> {
+    state: *mut mlua::ffi::lua_State,
+    /// The last slot written.
+    at: i64,
+    /// The last sender address, sender stage and global name written, with their slots: the
+    /// messages of a batch mostly repeat them, and a copy from a slot costs less than
+    /// interning the string again.
+    last: [(&'m [u8], i64); 3],
+}
+
+/// Which string of [`MailWriter::last`].
+const ADDRESS: usize = 0;
+const STAGE: usize = 1;
+const GLOBAL: usize = 2;
+
+impl<'m> MailWriter<'m> {
+    unsafe fn write(mut self, batch: &'m [Mail<'m>]) -> usize {
+        use mlua::ffi;
+        ffi::luaL_checkstack(self.state, 2, std::ptr::null());
+        for mail in batch {
+            match mail {
+                Mail::Runtime => {
+                    ffi::lua_pushboolean(self.state, 0);
+                    self.set();
+                }
+                Mail::Plain { msg, name, message } => {
+                    self.string(msg.as_bytes());
+                    if name == msg {
+                        ffi::lua_pushboolean(self.state, 1);
+                        self.set();
+                    } else {
+                        self.string(name.as_bytes());
+                    }
+                    match &message.sender {
+                        Some(sender) => {
+                            self.repeated(sender.address.as_bytes(), ADDRESS);
+                            match &sender.stage {
+                                Some(stage) => self.repeated(stage.as_bytes(), STAGE),
+                                None => self.boolean_false(),
+                            }
+                        }
+                        None => {
+                            self.boolean_false();
+                            self.boolean_false();
+                        }
+                    }
+                    self.integer(message.globals.len());
+                    for (name, value) in &message.globals {
+                        self.repeated(name.as_bytes(), GLOBAL);
+                        self.value(value);
+                    }
+                    self.integer(message.values.len());
+                    for value in &message.values {
+                        self.value(value);
+                    }
+                }
+            }
+        }
+        self.at as usize
+    }
+
+    /// Stores the pushed value in the next slot.
+    unsafe fn set(&mut self) {
+        self.at += 1;
+        mlua::ffi::lua_rawseti(self.state, 1, self.at);
+    }
+
+    unsafe fn string(&mut self, bytes: &[u8]) {
+        mlua::ffi::lua_pushlstring(self.state, bytes.as_ptr().cast(), bytes.len());
+        self.set();
+    }
+
+    /// A string that is often the same as the last one of its kind.
+    unsafe fn repeated(&mut self, bytes: &'m [u8], kind: usize) {
+        let (last, slot) = self.last[kind];
+        if slot > 0 && last == bytes {
+            mlua::ffi::lua_rawgeti(self.state, 1, slot);
+            self.set();
+        } else {
+            self.string(bytes);
+            self.last[kind] = (bytes, self.at);
+        }
+    }
+
+    unsafe fn boolean_false(&mut self) {
+        mlua::ffi::lua_pushboolean(self.state, 0);
+        self.set();
+    }
+
+    unsafe fn integer(&mut self, n: usize) {
+        mlua::ffi::lua_pushinteger(self.state, n as i64);
+        self.set();
+    }
+
+    /// A plain value (see [`Mail::of`]); anything else arrives as nil.
+    unsafe fn value(&mut self, value: &Value) {
+        use mlua::ffi;
+        match value {
+            Value::Bool(b) => ffi::lua_pushboolean(self.state, i32::from(*b)),
+            Value::Int(i) => ffi::lua_pushinteger(self.state, *i),
+            Value::Float(f) => ffi::lua_pushnumber(self.state, *f),
+            Value::Str(s) => {
+                ffi::lua_pushlstring(self.state, s.as_ptr().cast(), s.len());
+            }
+            Value::Nil | Value::Table(_) | Value::Function(_) => ffi::lua_pushnil(self.state),
+        }
+        self.set();
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::budget::Progress;
 use crate::convert;
-use crate::fastpath::{FastPath, LocalSender, WaitFor};
+use crate::fastpath::{FastPath, LocalSender, Mail, WaitFor};
 use crate::handlers::{Handler, Handlers, Shipped};
 use crate::process::ProcessContext;
 use crate::timers::Timers;
@@ -76,6 +76,9 @@ pub struct Stage {
     pub progress: Progress,
     /// `thread.new` callbacks whose job has ended, with when they are removed (monotonic ms).
     expiring: RefCell<VecDeque<(u64, String)>>,
+    /// The mailbox batch being handled: the messages the Lua side leaves to the runtime are
+    /// taken from here.
+    mail: RefCell<Vec<Option<Message>>>,
     started: Instant,
 }
 
@@ -116,6 +119,7 @@ impl Stage {
             counters,
             progress: Progress::default(),
             expiring: RefCell::new(VecDeque::new()),
+            mail: RefCell::new(Vec::new()),
             started: Instant::now(),
         }
     }
@@ -169,12 +173,8 @@ impl Stage {
 
     /// Queues a message to this very instance, handled after the current invocation.
     pub fn post_local(&self, lua: &Lua, message: Message) -> mlua::Result<()> {
-        let msg = match &self.origin.id {
-            Some(id) => match message.id_for(id) {
-                Some(m) => m,
-                None => return Ok(()),
-            },
-            None => message.key.as_str(),
+        let Some(msg) = self.message_id(&message) else {
+            return Ok(());
         };
         let sender = match &message.sender {
             Some(Sender { stage: Some(_), .. }) => LocalSender::Stage,
@@ -284,19 +284,89 @@ impl Stage {
         None
     }
 
+    /// Handles a batch of messages from the mailbox in order, and empties it: messages for
+    /// plain handlers are dispatched by the fast path, the others by [`Stage::deliver`].
+    pub fn deliver_mail(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
+        self.counters.messages_in.inc_by(batch.len() as u64);
+        let Some(fast) = self.fast.get() else {
+            return batch.clear();
+        };
+        let mail: Vec<Mail> = {
+            let handlers = self.handlers.borrow();
+            batch
+                .iter()
+                .flatten()
+                .map(|message| match self.message_id(message) {
+                    Some(msg) => {
+                        // The handler `matching::find` would try first.
+                        let name = msg.split_once('=').map_or(msg, |(base, _)| base);
+                        let plain = handlers.get(name).is_some_and(|h| h.fast);
+                        Mail::of(msg, name, message, plain)
+                    }
+                    None => Mail::Runtime,
+                })
+                .collect()
+        };
+        let slots = match fast.write_mail(lua, &mail) {
+            Ok(slots) => slots,
+            Err(e) => {
+                report_error(lua, &e);
+                return batch.clear();
+            }
+        };
+        std::mem::swap(&mut *self.mail.borrow_mut(), batch);
+        let drained = {
+            let _running = self.progress.begin(lua);
+            fast.drain_mail(slots)
+        };
+        std::mem::swap(&mut *self.mail.borrow_mut(), batch);
+        batch.clear();
+        match drained {
+            Ok(drained) => {
+                let counters = &self.counters;
+                counters.handler_calls.inc_by(drained.calls);
+                counters.handler_errors.inc_by(drained.errors);
+                counters.messages_out.inc_by(drained.sent);
+            }
+            Err(e) => report_error(lua, &e),
+        }
+    }
+
+    /// Delivers message `index` (from 1) of the batch being handled, for the fast path.
+    pub fn deliver_from_batch(&self, lua: &Lua, index: usize) {
+        let message = index
+            .checked_sub(1)
+            .and_then(|i| self.mail.borrow_mut().get_mut(i).and_then(Option::take));
+        if let Some(message) = message {
+            self.deliver(lua, message, crate::api::wall_ms);
+        }
+    }
+
+    /// Sends the results of the handler of mailbox message `msg` to its sender, stage `to` at
+    /// `address` (for the fast path; errors are reported).
+    pub fn auto_reply(&self, lua: &Lua, msg: &str, address: &str, to: &str, results: MultiValue) {
+        let key = [to, reply_id(msg)].join(":");
+        if let Err(e) = self.reply(lua, address, key, results.iter()) {
+            report_error(lua, &e);
+        }
+    }
+
+    /// The id of a mailbox message at this stage; `None` when it is not for this stage.
+    fn message_id<'m>(&self, message: &'m Message) -> Option<&'m str> {
+        match &self.origin.id {
+            Some(id) => message.id_for(id),
+            None => Some(message.key.as_str()),
+        }
+    }
+
     /// Handles one message from the mailbox: matches a handler, calls it, sends the automatic
     /// reply.
-    pub fn deliver(&self, lua: &Lua, message: Message, now_wall_ms: impl Fn() -> u64) {
-        self.counters.messages_in.inc();
+    fn deliver(&self, lua: &Lua, message: Message, now_wall_ms: impl Fn() -> u64) {
         if message.deadline_ms.is_some_and(|d| now_wall_ms() >= d) {
             return;
         }
-        let msg_id = match &self.origin.id {
-            Some(id) => match message.id_for(id) {
-                Some(m) => m,
-                None => return,
-            },
-            None => message.key.as_str(),
+        let Some(msg_id) = self.message_id(&message) else {
+            return;
         };
         let values = match convert::from_args(lua, &message.values, &self.env) {
             Ok(v) => v,

@@ -2,9 +2,9 @@
 //! the main script, then runs due timers and the idle function, and handles messages — its own
 //! first-come local queue and its mailbox — strictly one invocation at a time.
 
-use crate::api::{self, wall_ms};
+use crate::api;
 use crate::budget::{self, Budget, Watching};
-use crate::fastpath::FastPath;
+use crate::fastpath::{FastPath, MAIL_BATCH};
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Stamp};
@@ -14,6 +14,7 @@ use crate::worker::Origin;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mlua::{Lua, Value as LuaValue};
 use stage_core::mailbox::{Inbound, MailboxThread};
+use stage_core::Message;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,23 +138,30 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
     let mut boot = Boot::new(spec.main_script);
     boot.attempt(&lua, &stage);
     let mut last_retry = Instant::now();
+    let mut mail = Vec::with_capacity(MAIL_BATCH);
     while !stop.load(Ordering::Relaxed) {
         stage.run_due(&lua);
         let batch_end = Instant::now() + BATCH;
         let local_left = drain_local(&lua, &stage, batch_end);
         let mut handled = 0u32;
         while let Ok(inbound) = rx.try_recv() {
-            handle(&lua, &stage, inbound);
             handled += 1;
+            take(&lua, &stage, inbound, &mut mail);
+            if mail.len() == MAIL_BATCH {
+                stage.deliver_mail(&lua, &mut mail);
+            }
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            if handled.is_multiple_of(64)
+            if handled.is_multiple_of(MAIL_BATCH as u32)
                 && (Instant::now() >= batch_end
                     || stage.next_due().is_some_and(|d| d <= stage.now()))
             {
                 break;
             }
+        }
+        if !mail.is_empty() {
+            stage.deliver_mail(&lua, &mut mail);
         }
         if local_left > 0 || handled > 0 {
             continue;
@@ -173,17 +181,29 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
             continue;
         }
         match rx.recv_timeout(wait) {
-            Ok(inbound) => handle(&lua, &stage, inbound),
+            Ok(inbound) => {
+                take(&lua, &stage, inbound, &mut mail);
+                if !mail.is_empty() {
+                    stage.deliver_mail(&lua, &mut mail);
+                }
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
 }
 
-fn handle(lua: &Lua, stage: &Stage, inbound: Inbound) {
+/// Adds a message from the mailbox to the batch `mail`, or carries out a command after the
+/// batch so far (order is kept).
+fn take(lua: &Lua, stage: &Stage, inbound: Inbound, mail: &mut Vec<Option<Message>>) {
     match inbound {
-        Inbound::Message(m) => stage.deliver(lua, m, wall_ms),
-        Inbound::Control(command) => stage.command(lua, command),
+        Inbound::Message(m) => mail.push(Some(m)),
+        Inbound::Control(command) => {
+            if !mail.is_empty() {
+                stage.deliver_mail(lua, mail);
+            }
+            stage.command(lua, command);
+        }
         Inbound::Wake => {}
     }
 }

@@ -179,7 +179,10 @@ fn list_handlers(lua: &Lua, stage: &Stage) -> mlua::Result<MultiValue> {
 
 // ---------------------------------------------------------------- signal
 
-fn signal(lua: &Lua, (target, values): (LuaValue, MultiValue)) -> mlua::Result<MultiValue> {
+pub(crate) fn signal(
+    lua: &Lua,
+    (target, values): (LuaValue, MultiValue),
+) -> mlua::Result<MultiValue> {
     let stage = Actor::current(lua)?;
     match target {
         LuaValue::String(t) => {
