@@ -31,7 +31,7 @@ impl Sender {
     /// The payload key of message `msg` for the sender's stage (`msg` itself when it has no id).
     pub fn key(&self, msg: &str) -> String {
         match &self.stage {
-            Some(stage) => format!("{stage}:{msg}"),
+            Some(stage) => [&**stage, msg].join(":"),
             None => msg.to_string(),
         }
     }

@@ -4,7 +4,7 @@
 use crate::mailbox::{Inbound, MailboxThread};
 use crate::message::Message;
 use crate::router::Router;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,20 +81,43 @@ pub fn spawn(
     })
 }
 
+/// How many queued messages a service handles before it looks at the clock for its tick again.
+const BATCH: usize = 64;
+
 fn run(service: &mut dyn Service, ctx: &ServiceContext, rx: &Receiver<Inbound>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        if service.next_due().is_some_and(|due| due <= ctx.now_ms()) {
-            service.tick(ctx.now_ms(), ctx);
+        let now = ctx.now_ms();
+        if service.next_due().is_some_and(|due| due <= now) {
+            service.tick(now, ctx);
+        }
+        let mut handled = 0;
+        while handled < BATCH {
+            match rx.try_recv() {
+                Ok(inbound) => deliver(service, ctx, inbound),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+            handled += 1;
+        }
+        if handled > 0 {
+            continue;
         }
         let wait = match service.next_due() {
             Some(due) => Duration::from_millis(due.saturating_sub(ctx.now_ms())),
             None => Duration::from_secs(3600),
         };
         match rx.recv_timeout(wait) {
-            Ok(Inbound::Message(m)) => service.handle(m, ctx),
-            Ok(Inbound::Wake | Inbound::Control(_)) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Ok(inbound) => deliver(service, ctx, inbound),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+fn deliver(service: &mut dyn Service, ctx: &ServiceContext, inbound: Inbound) {
+    match inbound {
+        Inbound::Message(m) => service.handle(m, ctx),
+        Inbound::Wake | Inbound::Control(_) => {}
     }
 }
 

@@ -71,6 +71,39 @@ fn raw_copy(lua: &Lua, table: &mlua::Table) -> mlua::Result<Option<Table>> {
     Ok(out)
 }
 
+/// The values at stack indices `from` to the top of `state`, when all are plain data (nil,
+/// booleans, numbers, strings, tables of plain data as [`raw_copy`] reads them): the same
+/// copies [`to_args`] makes of them.
+///
+/// # Safety
+/// `state` must be a valid Lua state with at least `from - 1` values on its stack. No Lua
+/// error is raised (see [`raw_copy`]), and the stack is left as it was.
+pub(crate) unsafe fn read_plain_args(
+    state: *mut mlua::ffi::lua_State,
+    from: i32,
+) -> Option<stage_core::Args> {
+    let mut reader = RawReader {
+        state,
+        path: Vec::new(),
+    };
+    (from..=mlua::ffi::lua_gettop(state))
+        .map(|idx| reader.value(idx, 0))
+        .collect()
+}
+
+/// The bytes of the string at stack index `idx`, when it is a string.
+///
+/// # Safety
+/// `state` must be a valid Lua state and `idx` a valid index; the bytes live as long as the
+/// string stays on the stack.
+pub(crate) unsafe fn read_string<'s>(
+    state: *mut mlua::ffi::lua_State,
+    idx: i32,
+) -> Option<&'s [u8]> {
+    (mlua::ffi::lua_type(state, idx) == mlua::ffi::LUA_TSTRING)
+        .then(|| RawReader::bytes(state, idx))
+}
+
 /// Reads plain-data tables from the Lua stack (see [`raw_copy`]).
 struct RawReader {
     state: *mut mlua::ffi::lua_State,

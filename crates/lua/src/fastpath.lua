@@ -1,11 +1,16 @@
 -- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
 local B, ID, ADDR, raw_signal, raw_reply, classify, copy_args, slow_deliver, report, wall_ms, mark,
-  error_text, limit, max_bytes, mail = ...
-local xpcall, select, type, error, rawget, rawset = xpcall, select, type, error, rawget, rawset
+  error_text, limit, max_bytes, more = ...
+local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
-local SYNC_CALL <const>, TO_SELF <const> = 1, 2
+-- How a target is sent: SYNC_CALL `:msg`, TO_SELF a message to this very instance,
+-- OTHER_STAGE a message to another stage (which never returns values), 0 anything else.
+local SYNC_CALL <const>, TO_SELF <const>, OTHER_STAGE <const> = 1, 2, 3
+-- A message to another stage and a reply when all values are plain data (rawsend.rs): they
+-- return true when done, nothing when raw_signal or raw_reply is to do the work.
+local send_plain, reply_plain = more[4], more[5]
 
 -- The results of raw_signal and raw_reply, which return `true` and their results, or `false`,
 -- an error message and whether it is to be located at the calling line (errors.rs).
@@ -98,7 +103,12 @@ local function signal(target, ...)
       if target == nil then
         local w = rawget(B, "_WAITFOR")
         if SYNC_W[w] then return end
-        if type(w) == "table" then return check(raw_reply(w[0], w[1], w[2], ...)) end
+        if type(w) == "table" then
+          if reply_plain(w[0], w[1], w[2], ...) then return end
+          local ok, message, locate = raw_reply(w[0], w[1], w[2], ...)
+          if not ok then error(message, locate and 2 or 0) end
+          return
+        end
       end
       return check(raw_signal(target, ...))
     end
@@ -107,7 +117,12 @@ local function signal(target, ...)
     if cached > 4096 then KIND, MSG, cached = {}, {}, 0 end
     KIND[target], MSG[target], cached = kind, msg, cached + 1
   end
-  if kind == TO_SELF then
+  if kind == OTHER_STAGE then
+    if send_plain(target, ...) then return end
+    local ok, message, locate = raw_signal(target, ...)
+    if not ok then error(message, locate and 2 or 0) end
+    return
+  elseif kind == TO_SELF then
     local msg = MSG[target]
     if select("#", ...) == 1 then
       local v = ...
@@ -262,7 +277,7 @@ end
 -- plain handler (`true`: the id), the sender's address and stage id (`false`: none), its
 -- globals as a count and name-value pairs, and its values as a count and the values. MB is filled with `false` up to
 -- its size once, so the runtime's writes always land in its array part.
-local mail_slots, slow_mail, mail_reply = table.unpack(mail)
+local mail_slots, slow_mail, mail_reply = more[1], more[2], more[3]
 local MB = {}
 for i = 1, mail_slots do MB[i] = false end
 local mnext, mlast, mcount = 1, 0, 0
@@ -270,7 +285,7 @@ local mnext, mlast, mcount = 1, 0, 0
 local GS, gsaved = {}, 0
 
 local function restore_globals()
-  for i = gsaved - 1, 1, -2 do rawset(B, GS[i], GS[i + 1]) end
+  for i = gsaved - 1, 1, -2 do B[GS[i]] = GS[i + 1] end
   gsaved = 0
 end
 
@@ -307,7 +322,7 @@ local function run_mail()
         local name = MB[i]
         GS[gsaved + 1], GS[gsaved + 2] = name, rawget(B, name)
         gsaved = gsaved + 2
-        rawset(B, name, MB[i + 1])
+        B[name] = MB[i + 1]  -- B has no __newindex
       end
       enter(msg, name, addr or nil, stg or nil)
       if stg then
@@ -322,10 +337,11 @@ local function run_mail()
   B._WAITFOR = nil
 end
 
--- Handles the batch of `last` slots the runtime wrote; returns how many messages it handled
--- and the counts since the last call (handler calls, handler errors, messages sent). A
--- handler's error is reported and the next message is served.
-local function drain_mail(last)
+-- Handles the batch of `last` slots the runtime wrote, then clears slots 1 to `clear` (where
+-- long strings were: shorter ones may stay until overwritten); returns how many messages it
+-- handled and the counts since the last call (handler calls, handler errors, messages sent).
+-- A handler's error is reported and the next message is served.
+local function drain_mail(last, clear)
   mnext, mlast, mcount, handled = 1, last, 0, 0
   while true do
     local ok, e = xpcall(run_mail, on_error)
@@ -336,8 +352,7 @@ local function drain_mail(last)
     B._WAITFOR = nil
     report(e)
   end
-  -- Nothing of the batch is kept alive by the buffer.
-  for i = 1, last do MB[i] = false end
+  for i = 1, clear do MB[i] = false end
   local h, c, e, s = handled, calls, errors, sent
   calls, errors, sent = 0, 0, 0
   return h, c, e, s

@@ -123,6 +123,19 @@ impl WaitFor {
     }
 }
 
+/// Strings up to this size may stay in the Lua side's mail buffer after their batch (until a
+/// later batch overwrites them): clearing every slot after every batch costs more than the
+/// batch's own bookkeeping, and what stays is bounded by the buffer's size.
+const KEPT_BYTES: usize = 256;
+
+/// What [`FastPath::write_mail`] wrote: how many slots, and up to which slot they are to be
+/// cleared after the batch (the last one holding a string longer than [`KEPT_BYTES`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Written {
+    pub slots: usize,
+    pub clear: usize,
+}
+
 /// What one [`FastPath::drain`] or [`FastPath::drain_mail`] call did.
 pub struct Drained {
     pub left: usize,
@@ -162,6 +175,7 @@ impl FastPath {
                     this_instance: true,
                     ..
                 }) if own.is_some() => (2, msg.to_string()),
+                Ok(Target::Stage { stage: Some(_), .. }) => (3, String::new()),
                 _ => (0, String::new()),
             })
         })?;
@@ -246,10 +260,13 @@ impl FastPath {
                 Ok(())
             },
         )?;
-        let mail = lua.create_table()?;
-        mail.raw_set(1, MAIL_SLOTS)?;
-        mail.raw_set(2, slow_mail)?;
-        mail.raw_set(3, mail_reply)?;
+        let (send_plain, reply_plain) = crate::rawsend::functions(lua, stage)?;
+        let more = lua.create_table()?;
+        more.raw_set(1, MAIL_SLOTS)?;
+        more.raw_set(2, slow_mail)?;
+        more.raw_set(3, mail_reply)?;
+        more.raw_set(4, send_plain)?;
+        more.raw_set(5, reply_plain)?;
         type Parts = (
             Table,
             Function,
@@ -275,7 +292,7 @@ impl FastPath {
                 error_text,
                 stage.process.limits.mailbox,
                 stage.process.limits.message_bytes,
-                mail,
+                more,
             ))?;
         stage_table.set("signal", signal)?;
         Ok(FastPath {
@@ -313,30 +330,31 @@ impl FastPath {
         })
     }
 
-    /// Writes a batch of at most [`MAIL_BATCH`] mailbox messages into the Lua side's buffer;
-    /// returns how many slots it took.
-    pub fn write_mail(&self, lua: &Lua, batch: &[Mail]) -> mlua::Result<usize> {
-        let mut slots = 0;
+    /// Writes a batch of at most [`MAIL_BATCH`] mailbox messages into the Lua side's buffer.
+    pub fn write_mail(&self, lua: &Lua, batch: &[Mail]) -> mlua::Result<Written> {
+        let mut written = Written { slots: 0, clear: 0 };
         // SAFETY: the buffer is at stack index 1 and already holds `MAIL_SLOTS` entries, so
         // `lua_rawseti` only replaces values; pushing a string can raise an out-of-memory
         // error, which unwinds only this closure's frames (they own nothing: the batch is
         // borrowed) and is returned by `exec_raw`.
         unsafe {
             lua.exec_raw::<()>(&self.mail, |state| {
-                slots = MailWriter {
+                written = MailWriter {
                     state,
                     at: 0,
+                    large_until: 0,
                     last: [(&[], 0); 3],
                 }
                 .write(batch);
             })?;
         }
-        Ok(slots)
+        Ok(written)
     }
 
-    /// Runs the batch of `slots` slots that [`FastPath::write_mail`] wrote.
-    pub fn drain_mail(&self, slots: usize) -> mlua::Result<Drained> {
-        let (handled, calls, errors, sent): (u64, u64, u64, u64) = self.drain_mail.call(slots)?;
+    /// Runs the batch that [`FastPath::write_mail`] wrote.
+    pub fn drain_mail(&self, written: Written) -> mlua::Result<Drained> {
+        let (handled, calls, errors, sent): (u64, u64, u64, u64) =
+            self.drain_mail.call((written.slots, written.clear))?;
         Ok(Drained {
             left: 0,
             handled,
@@ -394,6 +412,8 @@ struct MailWriter<'m> {
     state: *mut mlua::ffi::lua_State,
     /// The last slot written.
     at: i64,
+    /// The last slot holding a string longer than [`KEPT_BYTES`].
+    large_until: i64,
     /// The last sender address, sender stage and global name written, with their slots: the
     /// messages of a batch mostly repeat them, and a copy from a slot costs less than
     /// interning the string again.
@@ -406,7 +426,7 @@ const STAGE: usize = 1;
 const GLOBAL: usize = 2;
 
 impl<'m> MailWriter<'m> {
-    unsafe fn write(mut self, batch: &'m [Mail<'m>]) -> usize {
+    unsafe fn write(mut self, batch: &'m [Mail<'m>]) -> Written {
         use mlua::ffi;
         ffi::luaL_checkstack(self.state, 2, std::ptr::null());
         for mail in batch {
@@ -448,7 +468,10 @@ impl<'m> MailWriter<'m> {
                 }
             }
         }
-        self.at as usize
+        Written {
+            slots: self.at as usize,
+            clear: self.large_until as usize,
+        }
     }
 
     /// Stores the pushed value in the next slot.
@@ -460,6 +483,9 @@ impl<'m> MailWriter<'m> {
     unsafe fn string(&mut self, bytes: &[u8]) {
         mlua::ffi::lua_pushlstring(self.state, bytes.as_ptr().cast(), bytes.len());
         self.set();
+        if bytes.len() > KEPT_BYTES {
+            self.large_until = self.at;
+        }
     }
 
     /// A string that is often the same as the last one of its kind.
@@ -491,9 +517,7 @@ impl<'m> MailWriter<'m> {
             Value::Bool(b) => ffi::lua_pushboolean(self.state, i32::from(*b)),
             Value::Int(i) => ffi::lua_pushinteger(self.state, *i),
             Value::Float(f) => ffi::lua_pushnumber(self.state, *f),
-            Value::Str(s) => {
-                ffi::lua_pushlstring(self.state, s.as_ptr().cast(), s.len());
-            }
+            Value::Str(s) => return self.string(s),
             Value::Nil | Value::Table(_) | Value::Function(_) => ffi::lua_pushnil(self.state),
         }
         self.set();

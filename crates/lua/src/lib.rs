@@ -8,6 +8,7 @@ pub mod errors;
 pub mod fastpath;
 pub mod handlers;
 pub mod process;
+mod rawsend;
 pub mod sandbox;
 pub mod scripts;
 pub mod stage;

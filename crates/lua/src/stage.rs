@@ -307,8 +307,8 @@ impl Stage {
                 })
                 .collect()
         };
-        let slots = match fast.write_mail(lua, &mail) {
-            Ok(slots) => slots,
+        let written = match fast.write_mail(lua, &mail) {
+            Ok(written) => written,
             Err(e) => {
                 report_error(lua, &e);
                 return batch.clear();
@@ -317,7 +317,7 @@ impl Stage {
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
         let drained = {
             let _running = self.progress.begin(lua);
-            fast.drain_mail(slots)
+            fast.drain_mail(written)
         };
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
         batch.clear();
@@ -511,6 +511,11 @@ impl Stage {
         if address == &*self.origin.address {
             return self.post_local(lua, message);
         }
+        self.send_elsewhere(address, message)
+    }
+
+    /// Sends a message to the reply address of another instance.
+    pub fn send_elsewhere(&self, address: &str, message: Message) -> mlua::Result<()> {
         self.counters.messages_out.inc();
         self.process
             .node

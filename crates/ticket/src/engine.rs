@@ -105,11 +105,13 @@ impl<R: Clone + Eq + Hash, P> Ticket<R, P> {
         check_callback(&callback)?;
         self.check_feedback(&feedback)?;
         self.advance(now);
+        // The feedback's copy of the requester, taken only when there is feedback.
+        let feedback = feedback.map(|feedback| (requester.clone(), feedback));
         let result = match self.open_category(category) {
-            Some(id) => Ok(self.admit(now, requester.clone(), id, callback, payload)),
+            Some(id) => Ok(self.admit(now, requester, id, callback, payload)),
             None => Err(TicketError::UnknownCategory(category.to_owned())),
         };
-        if let Some(feedback) = feedback {
+        if let Some((requester, feedback)) = feedback {
             let outcome = result
                 .clone()
                 .unwrap_or(Outcome::Rejected(Rejection::UnknownCategory));

@@ -9,6 +9,18 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
+impl RequestId {
+    /// Appends the text form to `out` (what `Display` writes, without the formatting machinery).
+    pub fn push_to(self, out: &mut String) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        out.push('@');
+        let digits = (u64::BITS - self.0.leading_zeros()).max(1).div_ceil(4);
+        for i in (0..digits).rev() {
+            out.push(char::from(DIGITS[((self.0 >> (i * 4)) & 0xf) as usize]));
+        }
+    }
+}
+
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "@{:x}", self.0)
@@ -46,6 +58,15 @@ mod tests {
             assert_eq!(id.to_string().parse::<RequestId>().ok(), Some(id));
         }
         assert_eq!(RequestId(0x55d0c3a0).to_string(), "@55d0c3a0");
+    }
+
+    #[test]
+    fn push_to_writes_the_display_form() {
+        for n in [0, 1, 0xf, 0x10, 0xff, 0x55d0_c3a0_b8e0, u64::MAX] {
+            let mut text = String::from("x");
+            RequestId(n).push_to(&mut text);
+            assert_eq!(text, format!("x{}", RequestId(n)));
+        }
     }
 
     #[test]

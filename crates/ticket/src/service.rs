@@ -285,12 +285,20 @@ fn send(
             payload,
             ..
         } => {
-            let mut message = Message::new(format!("{callback}={}:{request}", ctx.id), payload);
+            let mut key = String::with_capacity(callback.len() + ctx.id.len() + 19);
+            key.push_str(&callback);
+            key.push('=');
+            key.push_str(&ctx.id);
+            key.push(':');
+            let ticket_at = key.len();
+            request.push_to(&mut key);
+            let ticket = Value::str(&key[ticket_at..]);
+            let mut message = Message::new(key, payload);
             message.sender = Some(Sender {
                 address: ctx.address.clone(),
                 stage: None,
             });
-            message.globals = vec![("_TICKET".to_owned(), Value::str(request.to_string()))];
+            message.globals = vec![("_TICKET".to_owned(), ticket)];
             (!post(ctx, &requester, &callback, message)).then_some(request)
         }
         Event::Feedback {

@@ -265,13 +265,11 @@ fn send(
             include_sender,
             scope,
             ..
-        } => {
-            let key = match (include_sender, own) {
-                (true, Some(me)) => [svc, me, msg].join(":"),
-                _ => [svc, msg].join(":"),
-            };
-            (key, scope, svc.to_string())
-        }
+        } => (
+            other_stage_key(svc, own, msg, include_sender),
+            scope,
+            svc.to_string(),
+        ),
         Target::AnyOwn { msg } => (
             stage.origin().own_key(msg),
             Scope::One,
@@ -309,6 +307,38 @@ fn send(
     Ok(MultiValue::new())
 }
 
+/// `stage.signal(target, ...)` for a target naming another stage, its values copied already
+/// (the stage thread's fast path: `rawsend.rs`). `Ok(false)` when nothing was sent: the
+/// target is of another form, or a broadcast (which the ordinary path sends, as it may fail
+/// halfway).
+pub(crate) fn signal_other_stage(stage: &Actor, target: &str, values: Args) -> mlua::Result<bool> {
+    let own = stage.id();
+    let Ok(Target::Stage {
+        stage: Some(svc),
+        msg,
+        include_sender,
+        scope,
+        ..
+    }) = address::parse(target, own)
+    else {
+        return Ok(false);
+    };
+    if scope == Scope::All {
+        return Ok(false);
+    }
+    let key = other_stage_key(svc, own, msg, include_sender);
+    route_to_stage(stage, svc, scope, outgoing(stage, key, values, None)?)?;
+    Ok(true)
+}
+
+/// The payload key of message `msg` to stage `svc`, sent by stage `own`.
+fn other_stage_key(svc: &str, own: Option<&str>, msg: &str, include_sender: bool) -> String {
+    match (include_sender, own) {
+        (true, Some(me)) => [svc, me, msg].join(":"),
+        _ => [svc, msg].join(":"),
+    }
+}
+
 /// Builds an outgoing message, refusing values over `#limits.message_bytes` (decision 28).
 fn message<'a>(
     lua: &Lua,
@@ -317,7 +347,16 @@ fn message<'a>(
     values: impl IntoIterator<Item = &'a LuaValue>,
     deadline_ms: Option<u64>,
 ) -> mlua::Result<Message> {
-    let values: Args = convert::to_args(lua, values)?;
+    outgoing(stage, key, convert::to_args(lua, values)?, deadline_ms)
+}
+
+/// [`message`] with values copied already.
+fn outgoing(
+    stage: &Actor,
+    key: String,
+    values: Args,
+    deadline_ms: Option<u64>,
+) -> mlua::Result<Message> {
     let limit = stage.process().limits.message_bytes;
     let size = key.len() + values.iter().map(Value::approx_size).sum::<usize>();
     if size > limit {
@@ -342,9 +381,14 @@ fn route(
     scope: Scope,
     message: Message,
 ) -> mlua::Result<()> {
-    if let Some(address) = address {
-        return stage.send_to(lua, address, message);
+    match address {
+        Some(address) => stage.send_to(lua, address, message),
+        None => route_to_stage(stage, ids, scope, message),
     }
+}
+
+/// Delivers to the instances of `ids` that `scope` selects.
+fn route_to_stage(stage: &Actor, ids: &str, scope: Scope, message: Message) -> mlua::Result<()> {
     stage.count_out();
     let delivered = stage
         .process()
@@ -379,6 +423,47 @@ pub(crate) fn reply_from_fields(
     reply_to(lua, &stage, id, address, to_stage, values)
 }
 
+/// A reply to message `id` with values copied already, from a stage thread's fast path
+/// (`rawsend.rs`): `Ok(false)` when nothing was sent because the reply goes to this very
+/// stage instance or nowhere (the ordinary path handles those).
+pub(crate) fn reply_elsewhere(
+    stage: &Stage,
+    id: &str,
+    address: &str,
+    to_stage: Option<&str>,
+    values: Args,
+) -> mlua::Result<bool> {
+    if stage.in_sync_call.get() {
+        return Ok(true);
+    }
+    if address == &*stage.origin.address {
+        return Ok(false);
+    }
+    let key = reply_key(id, to_stage);
+    if key.is_empty() {
+        return Ok(true);
+    }
+    let message = Message {
+        key,
+        values,
+        sender: None,
+        deadline_ms: None,
+        globals: Vec::new(),
+    };
+    stage.send_elsewhere(address, message)?;
+    Ok(true)
+}
+
+/// The payload key of a reply to message `id` from stage `to_stage` (empty: nothing to reply
+/// to).
+fn reply_key(id: &str, to_stage: Option<&str>) -> String {
+    let reply = reply_id(id);
+    match to_stage {
+        Some(s) => [s, reply].join(":"),
+        None => reply.to_string(),
+    }
+}
+
 fn reply_to(
     lua: &Lua,
     stage: &Actor,
@@ -387,11 +472,7 @@ fn reply_to(
     to_stage: Option<String>,
     values: MultiValue,
 ) -> mlua::Result<MultiValue> {
-    let reply = reply_id(id.as_deref().unwrap_or(""));
-    let key = match &to_stage {
-        Some(s) => [s.as_str(), reply].join(":"),
-        None => reply.to_string(),
-    };
+    let key = reply_key(id.as_deref().unwrap_or(""), to_stage.as_deref());
     if key.is_empty() {
         return Ok(MultiValue::new());
     }
