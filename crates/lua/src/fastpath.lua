@@ -9,8 +9,15 @@ local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 -- OTHER_STAGE a message to another stage (which never returns values), 0 anything else.
 local SYNC_CALL <const>, TO_SELF <const>, OTHER_STAGE <const> = 1, 2, 3
 -- A message to another stage and a reply when all values are plain data (rawsend.rs): they
--- return true when done, nothing when raw_signal or raw_reply is to do the work.
-local send_plain, reply_plain = more[4], more[5]
+-- return true when done, false when they failed (failure() tells why), nothing when
+-- raw_signal or raw_reply is to do the work.
+local send_plain, reply_plain, failure = more[4], more[5], more[6]
+
+-- Raises the error of the send that failed, at the line that called stage.signal.
+local function failed()
+  local _, message, locate = failure()
+  error(message, locate and 3 or 0)
+end
 
 -- The results of raw_signal and raw_reply, which return `true` and their results, or `false`,
 -- an error message and whether it is to be located at the calling line (errors.rs).
@@ -104,7 +111,8 @@ local function signal(target, ...)
         local w = rawget(B, "_WAITFOR")
         if SYNC_W[w] then return end
         if type(w) == "table" then
-          if reply_plain(w[0], w[1], w[2], ...) then return end
+          local sent = reply_plain(w[0], w[1], w[2], ...)
+          if sent then return elseif sent == false then failed() end
           local ok, message, locate = raw_reply(w[0], w[1], w[2], ...)
           if not ok then error(message, locate and 2 or 0) end
           return
@@ -118,7 +126,8 @@ local function signal(target, ...)
     KIND[target], MSG[target], cached = kind, msg, cached + 1
   end
   if kind == OTHER_STAGE then
-    if send_plain(target, ...) then return end
+    local sent = send_plain(target, ...)
+    if sent then return elseif sent == false then failed() end
     local ok, message, locate = raw_signal(target, ...)
     if not ok then error(message, locate and 2 or 0) end
     return

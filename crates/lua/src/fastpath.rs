@@ -260,13 +260,14 @@ impl FastPath {
                 Ok(())
             },
         )?;
-        let (send_plain, reply_plain) = crate::rawsend::functions(lua, stage)?;
+        let raw = crate::rawsend::RawSend::new(lua, stage)?;
         let more = lua.create_table()?;
         more.raw_set(1, MAIL_SLOTS)?;
         more.raw_set(2, slow_mail)?;
         more.raw_set(3, mail_reply)?;
-        more.raw_set(4, send_plain)?;
-        more.raw_set(5, reply_plain)?;
+        more.raw_set(4, raw.send)?;
+        more.raw_set(5, raw.reply)?;
+        more.raw_set(6, raw.failure)?;
         type Parts = (
             Table,
             Function,

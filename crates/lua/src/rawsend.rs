@@ -4,11 +4,10 @@
 //! callback machinery and the round trip of the values through `mlua` values: the values are
 //! copied straight from the Lua stack.
 //!
-//! Each returns `true` when it sent (or had nothing to send), and nothing when the ordinary
-//! path is to do the work: a value that is not plain data, a target of another form, a reply
-//! to this very instance, or any error — the ordinary path then fails the same way and raises
-//! the error at the caller. Nothing is sent before an error can happen, so nothing is sent
-//! twice.
+//! Each returns `true` when it sent (or had nothing to send); `false` when the send failed,
+//! the error waiting in [`failure`] for the fast path to raise at the caller's line; and
+//! nothing when the ordinary path is to do the work: a value that is not plain data, a target
+//! of another form or a broadcast, a reply to this very instance.
 
 use crate::api::stage::{reply_elsewhere, signal_other_stage};
 use crate::api::Actor;
@@ -23,46 +22,80 @@ use std::rc::{Rc, Weak};
 thread_local! {
     /// The stage of this stage thread.
     static STAGE: RefCell<Weak<Stage>> = const { RefCell::new(Weak::new()) };
+    /// The error of the last send that failed, until [`failure`] takes it.
+    static FAILED: RefCell<Option<mlua::Error>> = const { RefCell::new(None) };
 }
 
-/// The functions for the fast path of `stage`, on its own thread: `(send, reply)`.
-pub fn functions(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<(mlua::Function, mlua::Function)> {
-    STAGE.with(|s| *s.borrow_mut() = Rc::downgrade(stage));
-    // SAFETY: both functions only read their arguments and push one boolean (see below).
-    unsafe { Ok((lua.create_c_function(send)?, lua.create_c_function(reply)?)) }
+/// The fast path's functions for `stage`, on its own thread.
+pub struct RawSend {
+    /// `send(target, ...)`.
+    pub send: mlua::Function,
+    /// `reply(id, address, stage, ...)`.
+    pub reply: mlua::Function,
+    /// `failure()`: `false`, the message of the last failed send and whether it is to be
+    /// located at the calling line (as [`crate::errors::outcome`]).
+    pub failure: mlua::Function,
+}
+
+impl RawSend {
+    /// Makes the functions for `stage`, whose thread this is.
+    pub fn new(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<RawSend> {
+        STAGE.with(|s| *s.borrow_mut() = Rc::downgrade(stage));
+        let failure = lua.create_function(|lua, ()| {
+            let error = FAILED.with(|f| f.borrow_mut().take());
+            let error = error.unwrap_or_else(|| mlua::Error::runtime("no send failed"));
+            crate::errors::outcome(lua, Err(error))
+        })?;
+        // SAFETY: both functions only read their arguments and push one boolean (see below).
+        unsafe {
+            Ok(RawSend {
+                send: lua.create_c_function(send)?,
+                reply: lua.create_c_function(reply)?,
+                failure,
+            })
+        }
+    }
 }
 
 fn current() -> Option<Rc<Stage>> {
     STAGE.with(|s| s.borrow().upgrade())
 }
 
-/// Pushes `true` when `done`; returns how many results were pushed.
-unsafe fn done(state: *mut lua_State, done: bool) -> c_int {
-    if done {
-        ffi::lua_pushboolean(state, 1);
-    }
-    c_int::from(done)
+/// Pushes the outcome of a send (see the module doc); returns how many results were pushed.
+/// `None`: the send was not for this path.
+unsafe fn outcome(state: *mut lua_State, sent: Option<mlua::Result<bool>>) -> c_int {
+    let pushed = match sent {
+        Some(Ok(true)) => true,
+        Some(Ok(false)) | None => return 0,
+        Some(Err(e)) => {
+            FAILED.with(|f| *f.borrow_mut() = Some(e));
+            false
+        }
+    };
+    ffi::lua_pushboolean(state, c_int::from(pushed));
+    1
 }
 
 /// `send(target, ...)`: `stage.signal(target, ...)` for a target naming another stage.
 ///
 /// Everything it calls on the state only reads values and raises no Lua error, and every
-/// Rust value it makes is dropped before the result is pushed (which raises none either).
+/// Rust value it makes is dropped or stored before the result is pushed (which raises none
+/// either).
 unsafe extern "C-unwind" fn send(state: *mut lua_State) -> c_int {
-    let sent = || -> Option<bool> {
+    let sent = || -> Option<mlua::Result<bool>> {
         let target = std::str::from_utf8(read_string(state, 1)?).ok()?;
         let values = read_plain_args(state, 2)?;
         let stage = Actor::Stage(current()?);
-        signal_other_stage(&stage, target, values).ok()
+        Some(signal_other_stage(&stage, target, values))
     };
-    let sent = sent() == Some(true);
-    done(state, sent)
+    let sent = sent();
+    outcome(state, sent)
 }
 
 /// `reply(id, address, stage, ...)`: `stage.signal(nil, ...)` with the running handler's
 /// `_WAITFOR` fields, for a sender at another address (as [`send`]).
 unsafe extern "C-unwind" fn reply(state: *mut lua_State) -> c_int {
-    let replied = || -> Option<bool> {
+    let replied = || -> Option<mlua::Result<bool>> {
         let id = std::str::from_utf8(read_string(state, 1)?).ok()?;
         let address = std::str::from_utf8(read_string(state, 2)?).ok()?;
         let to_stage = match ffi::lua_type(state, 3) {
@@ -70,8 +103,8 @@ unsafe extern "C-unwind" fn reply(state: *mut lua_State) -> c_int {
             _ => Some(std::str::from_utf8(read_string(state, 3)?).ok()?),
         };
         let values = read_plain_args(state, 4)?;
-        reply_elsewhere(&*current()?, id, address, to_stage, values).ok()
+        Some(reply_elsewhere(&*current()?, id, address, to_stage, values))
     };
-    let replied = replied() == Some(true);
-    done(state, replied)
+    let replied = replied();
+    outcome(state, replied)
 }

@@ -289,7 +289,7 @@ impl Stage {
     pub fn deliver_mail(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
         self.counters.messages_in.inc_by(batch.len() as u64);
         let Some(fast) = self.fast.get() else {
-            return batch.clear();
+            return self.deliver_each(lua, batch);
         };
         let mail: Vec<Mail> = {
             let handlers = self.handlers.borrow();
@@ -311,7 +311,7 @@ impl Stage {
             Ok(written) => written,
             Err(e) => {
                 report_error(lua, &e);
-                return batch.clear();
+                return self.deliver_each(lua, batch);
             }
         };
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
@@ -329,6 +329,13 @@ impl Stage {
                 counters.messages_out.inc_by(drained.sent);
             }
             Err(e) => report_error(lua, &e),
+        }
+    }
+
+    /// Delivers every message of a batch the Lua side cannot take, the runtime's way.
+    fn deliver_each(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
+        for message in batch.drain(..).flatten() {
+            self.deliver(lua, message, crate::api::wall_ms);
         }
     }
 
