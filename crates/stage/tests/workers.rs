@@ -157,14 +157,15 @@ fn a_job_can_be_a_script_and_refuses_other_types() {
         "[2, 100]",
         "{}",
         r#"
-stage.submit(1, "job+run", 5)
-stage.submit(1, "job+count")
-stage.submit(1, function () stage.signal("last") end)
-stage.waitfor("last", function () stage.exit() end)
 print(pcall(stage.submit, 0, 42))
 print(pcall(stage.submit, 0, { }))
 print(pcall(stage.submit, 0, function () end, coroutine.create(print)))
 print(pcall(thread.signal, "x"))
+-- Submitted after the prints above: a job runs on a worker while the main script goes on.
+stage.submit(1, "job+run", 5)
+stage.submit(1, "job+count")
+stage.submit(1, function () stage.signal("last") end)
+stage.waitfor("last", function () stage.exit() end)
 "#,
     );
     app.file(
