@@ -281,10 +281,10 @@ local function invoke(f, msg, name, address, stage, ...)
   return finish(previous, xpcall(f, on_error, ...))
 end
 
--- Batches of mailbox messages, written into MB by the runtime (FastPath::write_mail). Per
--- message: `false` when the runtime delivers it itself; otherwise its id, the name of its
--- plain handler (`true`: the id), the sender's address and stage id (`false`: none), its
--- globals as a count and name-value pairs, and its values as a count and the values. MB is filled with `false` up to
+-- Runs of mailbox messages for plain handlers, written into MB by the runtime
+-- (FastPath::write_mail). Per message: its id, the name of its handler (`true`: the id), the
+-- sender's address and stage id (`false`: none), its globals as a count and name-value pairs,
+-- and its values as a count and the values. MB is filled with `false` up to
 -- its size once, so the runtime's writes always land in its array part.
 local mail_slots, slow_mail, mail_reply = more[1], more[2], more[3]
 local MB = {}
@@ -311,18 +311,13 @@ local function run_mail()
     mcount = mcount + 1
     handled = handled + 1
     mark()  -- each message is an invocation of its own for the budget
-    local h, name, at, n
-    if msg then
-      at = p + 5 + 2 * MB[p + 4]
-      n = MB[at]
-      mnext = at + 1 + n
-      name = MB[p + 1]
-      if name == true then name = msg end
-      -- Looked up again: an earlier message of the batch may have changed the handlers.
-      h = H[name]
-    else
-      mnext = p + 1
-    end
+    local at = p + 5 + 2 * MB[p + 4]
+    local n = MB[at]
+    mnext = at + 1 + n
+    local name = MB[p + 1]
+    if name == true then name = msg end
+    -- Looked up again: an earlier message of the run may have changed the handlers.
+    local h = H[name]
     if h == nil then
       slow_mail(mcount)
     else

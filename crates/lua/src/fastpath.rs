@@ -8,9 +8,10 @@
 //! goes through the one Lua queue, so they keep their order. Values that are not plain data are
 //! copied at the send (as a message copies them), and the copy waits in the queue.
 //!
-//! Mailbox messages are handed over in batches ([`FastPath::write_mail`]): a message for a
-//! plain handler whose values and globals are plain data (nil, booleans, numbers, strings) is
-//! dispatched in Lua, every other one by the runtime (`Stage::deliver`), in the batch's order.
+//! Mailbox messages are handed over in batches ([`FastPath::write_mail`]): runs of messages for
+//! plain handlers whose values and globals are plain data (nil, booleans, numbers, strings) are
+//! dispatched in Lua, every other message by the runtime (`Stage::deliver`), in the batch's
+//! order.
 
 use crate::convert;
 use crate::stage::{report_text, Stage};
@@ -29,34 +30,28 @@ const SLOTS_PER_MESSAGE: usize = 32;
 /// The size of the Lua side's buffer of mailbox messages.
 const MAIL_SLOTS: usize = MAIL_BATCH * SLOTS_PER_MESSAGE;
 
-/// A mailbox message of a batch, as [`FastPath::write_mail`] hands it to Lua.
-pub enum Mail<'m> {
-    /// Message `msg` for the plain handler `name`.
-    Plain {
-        msg: &'m str,
-        name: &'m str,
-        message: &'m Message,
-    },
-    /// Delivered by the runtime.
-    Runtime,
+/// A mailbox message for a plain handler, as [`FastPath::write_mail`] hands it to Lua.
+pub struct Mail<'m> {
+    /// The message id.
+    msg: &'m str,
+    /// The name of its handler.
+    name: &'m str,
+    message: &'m Message,
 }
 
 impl<'m> Mail<'m> {
-    /// How `message`, whose id is `msg`, is handed over: `plain` says whether the name of
-    /// the handler it is for, `name`, is a plain handler's.
-    pub fn of(msg: &'m str, name: &'m str, message: &'m Message, plain: bool) -> Mail<'m> {
+    /// `message`, whose id is `msg`, as the fast path takes it, if it does: `plain` says
+    /// whether the name of its handler, `name`, is a plain handler's; its values and globals
+    /// must be plain data too, and it must have no deadline.
+    pub fn of(msg: &'m str, name: &'m str, message: &'m Message, plain: bool) -> Option<Mail<'m>> {
         let scalar = |v: &Value| !matches!(v, Value::Table(_) | Value::Function(_));
         let slots = 6 + 2 * message.globals.len() + message.values.len();
-        if plain
+        (plain
             && message.deadline_ms.is_none()
             && slots <= SLOTS_PER_MESSAGE
             && message.values.iter().all(scalar)
-            && message.globals.iter().all(|(_, v)| scalar(v))
-        {
-            Mail::Plain { msg, name, message }
-        } else {
-            Mail::Runtime
-        }
+            && message.globals.iter().all(|(_, v)| scalar(v)))
+        .then_some(Mail { msg, name, message })
     }
 }
 
@@ -430,43 +425,35 @@ impl<'m> MailWriter<'m> {
     unsafe fn write(mut self, batch: &'m [Mail<'m>]) -> Written {
         use mlua::ffi;
         ffi::luaL_checkstack(self.state, 2, std::ptr::null());
-        for mail in batch {
-            match mail {
-                Mail::Runtime => {
-                    ffi::lua_pushboolean(self.state, 0);
-                    self.set();
-                }
-                Mail::Plain { msg, name, message } => {
-                    self.string(msg.as_bytes());
-                    if name == msg {
-                        ffi::lua_pushboolean(self.state, 1);
-                        self.set();
-                    } else {
-                        self.string(name.as_bytes());
-                    }
-                    match &message.sender {
-                        Some(sender) => {
-                            self.repeated(sender.address.as_bytes(), ADDRESS);
-                            match &sender.stage {
-                                Some(stage) => self.repeated(stage.as_bytes(), STAGE),
-                                None => self.boolean_false(),
-                            }
-                        }
-                        None => {
-                            self.boolean_false();
-                            self.boolean_false();
-                        }
-                    }
-                    self.integer(message.globals.len());
-                    for (name, value) in &message.globals {
-                        self.repeated(name.as_bytes(), GLOBAL);
-                        self.value(value);
-                    }
-                    self.integer(message.values.len());
-                    for value in &message.values {
-                        self.value(value);
+        for Mail { msg, name, message } in batch {
+            self.string(msg.as_bytes());
+            if name == msg {
+                ffi::lua_pushboolean(self.state, 1);
+                self.set();
+            } else {
+                self.string(name.as_bytes());
+            }
+            match &message.sender {
+                Some(sender) => {
+                    self.repeated(sender.address.as_bytes(), ADDRESS);
+                    match &sender.stage {
+                        Some(stage) => self.repeated(stage.as_bytes(), STAGE),
+                        None => self.boolean_false(),
                     }
                 }
+                None => {
+                    self.boolean_false();
+                    self.boolean_false();
+                }
+            }
+            self.integer(message.globals.len());
+            for (name, value) in &message.globals {
+                self.repeated(name.as_bytes(), GLOBAL);
+                self.value(value);
+            }
+            self.integer(message.values.len());
+            for value in &message.values {
+                self.value(value);
             }
         }
         Written {

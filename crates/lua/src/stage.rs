@@ -76,9 +76,11 @@ pub struct Stage {
     pub progress: Progress,
     /// `thread.new` callbacks whose job has ended, with when they are removed (monotonic ms).
     expiring: RefCell<VecDeque<(u64, String)>>,
-    /// The mailbox batch being handled: the messages the Lua side leaves to the runtime are
-    /// taken from here.
+    /// The mailbox batch being handled, and where the run the fast path handles starts: a
+    /// message whose handler an earlier one changed is taken from here (see
+    /// [`Stage::deliver_from_batch`]).
     mail: RefCell<Vec<Option<Message>>>,
+    mail_at: Cell<usize>,
     started: Instant,
 }
 
@@ -120,6 +122,7 @@ impl Stage {
             progress: Progress::default(),
             expiring: RefCell::new(VecDeque::new()),
             mail: RefCell::new(Vec::new()),
+            mail_at: Cell::new(0),
             started: Instant::now(),
         }
     }
@@ -284,43 +287,68 @@ impl Stage {
         None
     }
 
-    /// Handles a batch of messages from the mailbox in order, and empties it: messages for
-    /// plain handlers are dispatched by the fast path, the others by [`Stage::deliver`].
+    /// Handles a batch of messages from the mailbox in order, and empties it: each run of
+    /// messages for plain handlers is dispatched by the fast path, every other message by
+    /// [`Stage::deliver`] (outside any invocation, where its strings are cheaper to make).
     pub fn deliver_mail(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
         self.counters.messages_in.inc_by(batch.len() as u64);
-        let Some(fast) = self.fast.get() else {
-            return self.deliver_each(lua, batch);
-        };
-        let mail: Vec<Mail> = {
-            let handlers = self.handlers.borrow();
-            batch
-                .iter()
-                .flatten()
-                .map(|message| match self.message_id(message) {
-                    Some(msg) => {
-                        // The handler `matching::find` would try first.
-                        let name = msg.split_once('=').map_or(msg, |(base, _)| base);
-                        let plain = handlers.get(name).is_some_and(|h| h.fast);
-                        Mail::of(msg, name, message, plain)
-                    }
-                    None => Mail::Runtime,
-                })
-                .collect()
-        };
-        let written = match fast.write_mail(lua, &mail) {
-            Ok(written) => written,
-            Err(e) => {
-                report_error(lua, &e);
-                return self.deliver_each(lua, batch);
+        let mut at = 0;
+        while at < batch.len() {
+            let run = self.plain_run(&batch[at..]);
+            if run.is_empty() {
+                if let Some(message) = &batch[at] {
+                    self.deliver(lua, message, crate::api::wall_ms);
+                }
+                at += 1;
+                continue;
             }
-        };
+            let (len, written) = (run.len(), self.fast().and_then(|f| f.write_mail(lua, &run)));
+            drop(run);
+            match written {
+                Ok(written) => self.drain_mail(lua, batch, at, written),
+                Err(e) => {
+                    report_error(lua, &e);
+                    for message in batch[at..at + len].iter().flatten() {
+                        self.deliver(lua, message, crate::api::wall_ms);
+                    }
+                }
+            }
+            at += len;
+        }
+        batch.clear();
+    }
+
+    /// The messages for plain handlers at the start of `batch`, as the handlers are now.
+    fn plain_run<'m>(&self, batch: &'m [Option<Message>]) -> Vec<Mail<'m>> {
+        let handlers = self.handlers.borrow();
+        batch
+            .iter()
+            .map_while(|message| {
+                let message = message.as_ref()?;
+                let msg = self.message_id(message)?;
+                // The handler `matching::find` would try first.
+                let name = msg.split_once('=').map_or(msg, |(base, _)| base);
+                let plain = handlers.get(name).is_some_and(|h| h.fast);
+                Mail::of(msg, name, message, plain)
+            })
+            .collect()
+    }
+
+    /// Runs the messages of `batch` from `at` that [`FastPath::write_mail`] wrote.
+    fn drain_mail(
+        &self,
+        lua: &Lua,
+        batch: &mut Vec<Option<Message>>,
+        at: usize,
+        written: crate::fastpath::Written,
+    ) {
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
+        self.mail_at.set(at);
         let drained = {
             let _running = self.progress.begin(lua);
-            fast.drain_mail(written)
+            self.fast().and_then(|f| f.drain_mail(written))
         };
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
-        batch.clear();
         match drained {
             Ok(drained) => {
                 let counters = &self.counters;
@@ -332,20 +360,15 @@ impl Stage {
         }
     }
 
-    /// Delivers every message of a batch the Lua side cannot take, the runtime's way.
-    fn deliver_each(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
-        for message in batch.drain(..).flatten() {
-            self.deliver(lua, message, crate::api::wall_ms);
-        }
-    }
-
-    /// Delivers message `index` (from 1) of the batch being handled, for the fast path.
+    /// Delivers message `index` (from 1) of the run the fast path is handling, whose handler
+    /// an earlier message of the run changed.
     pub fn deliver_from_batch(&self, lua: &Lua, index: usize) {
-        let message = index
+        let at = self.mail_at.get() + index;
+        let message = at
             .checked_sub(1)
             .and_then(|i| self.mail.borrow_mut().get_mut(i).and_then(Option::take));
         if let Some(message) = message {
-            self.deliver(lua, message, crate::api::wall_ms);
+            self.deliver(lua, &message, crate::api::wall_ms);
         }
     }
 
@@ -368,11 +391,11 @@ impl Stage {
 
     /// Handles one message from the mailbox: matches a handler, calls it, sends the automatic
     /// reply.
-    fn deliver(&self, lua: &Lua, message: Message, now_wall_ms: impl Fn() -> u64) {
+    fn deliver(&self, lua: &Lua, message: &Message, now_wall_ms: impl Fn() -> u64) {
         if message.deadline_ms.is_some_and(|d| now_wall_ms() >= d) {
             return;
         }
-        let Some(msg_id) = self.message_id(&message) else {
+        let Some(msg_id) = self.message_id(message) else {
             return;
         };
         let values = match convert::from_args(lua, &message.values, &self.env) {

@@ -1,6 +1,8 @@
 //! Messages from other stages, which a stage thread takes from its mailbox in batches
-//! (`fastpath.rs`): order, handlers changed by an earlier message of the same batch, errors,
-//! invocation globals, `_WAITFOR` and automatic replies, through the real binary.
+//! (`fastpath.rs`): order across the runs the fast path takes and the messages the runtime
+//! delivers, handlers changed by an earlier message of the same run, errors, invocation
+//! globals, `_WAITFOR`, automatic replies, sends and replies of every kind of value, through
+//! the real binary.
 
 mod common;
 use common::App;
@@ -11,6 +13,7 @@ use common::App;
 const BURST: &str = r#"
 stage.waitfor("go", function ()
   stage.signal("receiver:hold")
+  stage.signal("receiver:table", { k = "t" })
   stage.signal("receiver:plain", "a")
   stage.signal("receiver:change")
   stage.signal("receiver:gone", "never")
@@ -18,7 +21,6 @@ stage.waitfor("go", function ()
   stage.signal("receiver:fail")
   stage.signal("receiver:info=extra", 1)
   stage.signal("receiver:multi", 1, nil, "x")
-  stage.signal("receiver:table", { k = "t" })
   stage.signal("receiver:ask", "ping")
 end)
 stage.waitfor("ask", function (...) print("reply", ...) stage.exit() end)
@@ -31,6 +33,7 @@ stage.waitfor("hold", function ()
 end)
 stage.waitfor("plain", function (v) print("plain", v) end)
 stage.waitfor("change", function ()
+  print("change")
   stage.waitfor("gone", nil)
   stage.waitfor("late", function (arg, v) print("late", arg, v) end, "ARG")
 end)
@@ -58,12 +61,13 @@ fn a_burst_from_another_stage_is_handled_in_order_with_changes_errors_and_replie
     assert_eq!(
         out.lines(),
         [
+            "table\tt",
             "plain\ta",
+            "change",
             // `gone` was unregistered and `late` registered (with an argument) by `change`.
             "late\tARG\tv",
             "info\t1\tinfo=extra\tinfo\tsender\tstring",
             "multi\t3\t1\tnil\tx",
-            "table\tt",
             "asked\tping\tsender",
             "reply\tpong\t2",
         ],
