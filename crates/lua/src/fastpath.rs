@@ -124,7 +124,7 @@ impl WaitFor {
 const KEPT_BYTES: usize = 256;
 
 /// What [`FastPath::write_mail`] wrote: how many slots, and up to which slot they are to be
-/// cleared after the batch (the last one holding a string longer than [`KEPT_BYTES`]).
+/// cleared after the batch (the last one holding a string longer than `KEPT_BYTES`).
 #[derive(Clone, Copy, Debug)]
 pub struct Written {
     pub slots: usize,

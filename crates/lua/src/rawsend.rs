@@ -5,7 +5,7 @@
 //! copied straight from the Lua stack.
 //!
 //! Each returns `true` when it sent (or had nothing to send); `false` when the send failed,
-//! the error waiting in [`failure`] for the fast path to raise at the caller's line; and
+//! the error waiting in [`RawSend::failure`] for the fast path to raise at the caller's line; and
 //! nothing when the ordinary path is to do the work: a value that is not plain data, a target
 //! of another form or a broadcast, a reply to this very instance.
 
@@ -22,7 +22,7 @@ use std::rc::{Rc, Weak};
 thread_local! {
     /// The stage of this stage thread.
     static STAGE: RefCell<Weak<Stage>> = const { RefCell::new(Weak::new()) };
-    /// The error of the last send that failed, until [`failure`] takes it.
+    /// The error of the last send that failed, until [`RawSend::failure`] takes it.
     static FAILED: RefCell<Option<mlua::Error>> = const { RefCell::new(None) };
 }
 

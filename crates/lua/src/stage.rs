@@ -289,7 +289,7 @@ impl Stage {
 
     /// Handles a batch of messages from the mailbox in order, and empties it: each run of
     /// messages for plain handlers is dispatched by the fast path, every other message by
-    /// [`Stage::deliver`] (outside any invocation, where its strings are cheaper to make).
+    /// `Stage::deliver` (outside any invocation, where its strings are cheaper to make).
     pub fn deliver_mail(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
         self.counters.messages_in.inc_by(batch.len() as u64);
         let mut at = 0;
