@@ -6,21 +6,16 @@ local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
 -- How a target is sent: SYNC_CALL `:msg`, TO_SELF a message to this very instance,
--- OTHER_STAGE a message to another stage (which never returns values), 0 anything else.
+-- OTHER_STAGE a message to another stage, 0 anything else.
 local SYNC_CALL <const>, TO_SELF <const>, OTHER_STAGE <const> = 1, 2, 3
 -- A message to another stage and a reply when all values are plain data (rawsend.rs): they
 -- return true when done, false when they failed (failure() tells why), nothing when
 -- raw_signal or raw_reply is to do the work.
 local send_plain, reply_plain, failure = more[4], more[5], more[6]
 
--- Raises the error of the send that failed, at the line that called stage.signal.
-local function failed()
-  local _, message, locate = failure()
-  error(message, locate and 3 or 0)
-end
-
--- The results of raw_signal and raw_reply, which return `true` and their results, or `false`,
--- an error message and whether it is to be located at the calling line (errors.rs).
+-- The results of raw_signal, raw_reply and failure, which return `true` and their results, or
+-- `false`, an error message and whether it is to be located at the calling line (errors.rs).
+-- Called in tail position from signal, so that level 2 is the line that called stage.signal.
 local function check(ok, ...)
   if ok then return ... end
   local message, locate = ...
@@ -112,10 +107,8 @@ local function signal(target, ...)
         if SYNC_W[w] then return end
         if type(w) == "table" then
           local sent = reply_plain(w[0], w[1], w[2], ...)
-          if sent then return elseif sent == false then failed() end
-          local ok, message, locate = raw_reply(w[0], w[1], w[2], ...)
-          if not ok then error(message, locate and 2 or 0) end
-          return
+          if sent then return elseif sent == false then return check(failure()) end
+          return check(raw_reply(w[0], w[1], w[2], ...))
         end
       end
       return check(raw_signal(target, ...))
@@ -127,10 +120,7 @@ local function signal(target, ...)
   end
   if kind == OTHER_STAGE then
     local sent = send_plain(target, ...)
-    if sent then return elseif sent == false then failed() end
-    local ok, message, locate = raw_signal(target, ...)
-    if not ok then error(message, locate and 2 or 0) end
-    return
+    if sent then return elseif sent == false then return check(failure()) end
   elseif kind == TO_SELF then
     local msg = MSG[target]
     if select("#", ...) == 1 then
@@ -245,6 +235,13 @@ end
 -- Handles at most `budget` queued messages; returns how many are left and the counts since the
 -- last call (handled, handler calls, handler errors, messages sent). A handler's error is
 -- reported and the next message is served.
+-- The counts since the last call: handler calls, handler errors, messages sent.
+local function counts()
+  local c, e, s = calls, errors, sent
+  calls, errors, sent = 0, 0, 0
+  return c, e, s
+end
+
 local function drain(budget)
   handled = 0
   while true do
@@ -256,9 +253,7 @@ local function drain(budget)
     report(e)
   end
   if head == tail then head, tail = 1, 1 end
-  local h, c, e, s = handled, calls, errors, sent
-  calls, errors, sent = 0, 0, 0
-  return tail - head, h, c, e, s
+  return tail - head, handled, counts()
 end
 
 -- Queues an already copied message (from the runtime's own paths, e.g. a reply to this stage).
@@ -309,7 +304,6 @@ local function run_mail()
     local p = mnext
     local msg = MB[p]
     mcount = mcount + 1
-    handled = handled + 1
     mark()  -- each message is an invocation of its own for the budget
     local at = p + 5 + 2 * MB[p + 4]
     local n = MB[at]
@@ -341,12 +335,12 @@ local function run_mail()
   B._WAITFOR = nil
 end
 
--- Handles the batch of `last` slots the runtime wrote, then clears slots 1 to `clear` (where
--- long strings were: shorter ones may stay until overwritten); returns how many messages it
--- handled and the counts since the last call (handler calls, handler errors, messages sent).
--- A handler's error is reported and the next message is served.
+-- Handles the run of `last` slots the runtime wrote, then clears slots 1 to `clear` (where
+-- long strings were: shorter ones may stay until overwritten); returns the counts since the
+-- last call (handler calls, handler errors, messages sent). A handler's error is reported and
+-- the next message is served.
 local function drain_mail(last, clear)
-  mnext, mlast, mcount, handled = 1, last, 0, 0
+  mnext, mlast, mcount = 1, last, 0
   while true do
     local ok, e = xpcall(run_mail, on_error)
     if ok then break end
@@ -357,9 +351,7 @@ local function drain_mail(last, clear)
     report(e)
   end
   for i = 1, clear do MB[i] = false end
-  local h, c, e, s = handled, calls, errors, sent
-  calls, errors, sent = 0, 0, 0
-  return h, c, e, s
+  return counts()
 end
 
 return H, signal, drain, post, invoke, MB, drain_mail

@@ -40,14 +40,12 @@ pub struct Mail<'m> {
 }
 
 impl<'m> Mail<'m> {
-    /// `message`, whose id is `msg`, as the fast path takes it, if it does: `plain` says
-    /// whether the name of its handler, `name`, is a plain handler's; its values and globals
-    /// must be plain data too, and it must have no deadline.
-    pub fn of(msg: &'m str, name: &'m str, message: &'m Message, plain: bool) -> Option<Mail<'m>> {
+    /// `message`, whose id is `msg`, for the plain handler `name`, as the fast path takes it:
+    /// when its values and globals are plain data and it has no deadline.
+    pub fn of(msg: &'m str, name: &'m str, message: &'m Message) -> Option<Mail<'m>> {
         let scalar = |v: &Value| !matches!(v, Value::Table(_) | Value::Function(_));
         let slots = 6 + 2 * message.globals.len() + message.values.len();
-        (plain
-            && message.deadline_ms.is_none()
+        (message.deadline_ms.is_none()
             && slots <= SLOTS_PER_MESSAGE
             && message.values.iter().all(scalar)
             && message.globals.iter().all(|(_, v)| scalar(v)))
@@ -131,13 +129,18 @@ pub struct Written {
     pub clear: usize,
 }
 
-/// What one [`FastPath::drain`] or [`FastPath::drain_mail`] call did.
-pub struct Drained {
-    pub left: usize,
-    pub handled: u64,
+/// What the handlers of one [`FastPath::drain`] or [`FastPath::drain_mail`] call did.
+pub struct Counts {
     pub calls: u64,
     pub errors: u64,
     pub sent: u64,
+}
+
+/// What one [`FastPath::drain`] call did.
+pub struct Drained {
+    pub left: usize,
+    pub handled: u64,
+    pub counts: Counts,
 }
 
 impl LocalSender {
@@ -315,14 +318,15 @@ impl FastPath {
 
     /// Handles at most `budget` queued messages.
     pub fn drain(&self, budget: usize) -> mlua::Result<Drained> {
-        let (left, handled, calls, errors, sent): (usize, u64, u64, u64, u64) =
-            self.drain.call(budget)?;
+        let (left, handled, calls, errors, sent) = self.drain.call(budget)?;
         Ok(Drained {
             left,
             handled,
-            calls,
-            errors,
-            sent,
+            counts: Counts {
+                calls,
+                errors,
+                sent,
+            },
         })
     }
 
@@ -339,7 +343,6 @@ impl FastPath {
                     state,
                     at: 0,
                     large_until: 0,
-                    last: [(&[], 0); 3],
                 }
                 .write(batch);
             })?;
@@ -347,13 +350,10 @@ impl FastPath {
         Ok(written)
     }
 
-    /// Runs the batch that [`FastPath::write_mail`] wrote.
-    pub fn drain_mail(&self, written: Written) -> mlua::Result<Drained> {
-        let (handled, calls, errors, sent): (u64, u64, u64, u64) =
-            self.drain_mail.call((written.slots, written.clear))?;
-        Ok(Drained {
-            left: 0,
-            handled,
+    /// Runs the messages that [`FastPath::write_mail`] wrote.
+    pub fn drain_mail(&self, written: Written) -> mlua::Result<Counts> {
+        let (calls, errors, sent) = self.drain_mail.call((written.slots, written.clear))?;
+        Ok(Counts {
             calls,
             errors,
             sent,
@@ -404,51 +404,36 @@ impl FastPath {
 }
 
 /// Writes mailbox messages into the Lua side's buffer at stack index 1 (see `fastpath.lua`).
-struct MailWriter<'m> {
+struct MailWriter {
     state: *mut mlua::ffi::lua_State,
     /// The last slot written.
     at: i64,
     /// The last slot holding a string longer than [`KEPT_BYTES`].
     large_until: i64,
-    /// The last sender address, sender stage and global name written, with their slots: the
-    /// messages of a batch mostly repeat them, and a copy from a slot costs less than
-    /// interning the string again.
-    last: [(&'m [u8], i64); 3],
 }
 
-/// Which string of [`MailWriter::last`].
-const ADDRESS: usize = 0;
-const STAGE: usize = 1;
-const GLOBAL: usize = 2;
-
-impl<'m> MailWriter<'m> {
-    unsafe fn write(mut self, batch: &'m [Mail<'m>]) -> Written {
-        use mlua::ffi;
-        ffi::luaL_checkstack(self.state, 2, std::ptr::null());
+impl MailWriter {
+    unsafe fn write(mut self, batch: &[Mail]) -> Written {
+        mlua::ffi::luaL_checkstack(self.state, 2, std::ptr::null());
         for Mail { msg, name, message } in batch {
             self.string(msg.as_bytes());
             if name == msg {
-                ffi::lua_pushboolean(self.state, 1);
-                self.set();
+                self.boolean(true);
             } else {
                 self.string(name.as_bytes());
             }
-            match &message.sender {
-                Some(sender) => {
-                    self.repeated(sender.address.as_bytes(), ADDRESS);
-                    match &sender.stage {
-                        Some(stage) => self.repeated(stage.as_bytes(), STAGE),
-                        None => self.boolean_false(),
-                    }
-                }
-                None => {
-                    self.boolean_false();
-                    self.boolean_false();
-                }
+            let sender = message.sender.as_ref();
+            match sender {
+                Some(sender) => self.string(sender.address.as_bytes()),
+                None => self.boolean(false),
+            }
+            match sender.and_then(|s| s.stage.as_deref()) {
+                Some(stage) => self.string(stage.as_bytes()),
+                None => self.boolean(false),
             }
             self.integer(message.globals.len());
             for (name, value) in &message.globals {
-                self.repeated(name.as_bytes(), GLOBAL);
+                self.string(name.as_bytes());
                 self.value(value);
             }
             self.integer(message.values.len());
@@ -476,20 +461,8 @@ impl<'m> MailWriter<'m> {
         }
     }
 
-    /// A string that is often the same as the last one of its kind.
-    unsafe fn repeated(&mut self, bytes: &'m [u8], kind: usize) {
-        let (last, slot) = self.last[kind];
-        if slot > 0 && last == bytes {
-            mlua::ffi::lua_rawgeti(self.state, 1, slot);
-            self.set();
-        } else {
-            self.string(bytes);
-            self.last[kind] = (bytes, self.at);
-        }
-    }
-
-    unsafe fn boolean_false(&mut self) {
-        mlua::ffi::lua_pushboolean(self.state, 0);
+    unsafe fn boolean(&mut self, b: bool) {
+        mlua::ffi::lua_pushboolean(self.state, i32::from(b));
         self.set();
     }
 
@@ -502,7 +475,7 @@ impl<'m> MailWriter<'m> {
     unsafe fn value(&mut self, value: &Value) {
         use mlua::ffi;
         match value {
-            Value::Bool(b) => ffi::lua_pushboolean(self.state, i32::from(*b)),
+            Value::Bool(b) => return self.boolean(*b),
             Value::Int(i) => ffi::lua_pushinteger(self.state, *i),
             Value::Float(f) => ffi::lua_pushnumber(self.state, *f),
             Value::Str(s) => return self.string(s),

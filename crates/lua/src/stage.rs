@@ -7,7 +7,7 @@
 
 use crate::budget::Progress;
 use crate::convert;
-use crate::fastpath::{FastPath, LocalSender, Mail, WaitFor};
+use crate::fastpath::{Counts, FastPath, LocalSender, Mail, WaitFor};
 use crate::handlers::{Handler, Handlers, Shipped};
 use crate::process::ProcessContext;
 use crate::timers::Timers;
@@ -79,7 +79,7 @@ pub struct Stage {
     /// The mailbox batch being handled, and where the run the fast path handles starts: a
     /// message whose handler an earlier one changed is taken from here (see
     /// [`Stage::deliver_from_batch`]).
-    mail: RefCell<Vec<Option<Message>>>,
+    mail: RefCell<Vec<Message>>,
     mail_at: Cell<usize>,
     started: Instant,
 }
@@ -290,15 +290,13 @@ impl Stage {
     /// Handles a batch of messages from the mailbox in order, and empties it: each run of
     /// messages for plain handlers is dispatched by the fast path, every other message by
     /// `Stage::deliver` (outside any invocation, where its strings are cheaper to make).
-    pub fn deliver_mail(&self, lua: &Lua, batch: &mut Vec<Option<Message>>) {
+    pub fn deliver_mail(&self, lua: &Lua, batch: &mut Vec<Message>) {
         self.counters.messages_in.inc_by(batch.len() as u64);
         let mut at = 0;
         while at < batch.len() {
             let run = self.plain_run(&batch[at..]);
             if run.is_empty() {
-                if let Some(message) = &batch[at] {
-                    self.deliver(lua, message, crate::api::wall_ms);
-                }
+                self.deliver(lua, &batch[at], crate::api::wall_ms);
                 at += 1;
                 continue;
             }
@@ -308,7 +306,7 @@ impl Stage {
                 Ok(written) => self.drain_mail(lua, batch, at, written),
                 Err(e) => {
                     report_error(lua, &e);
-                    for message in batch[at..at + len].iter().flatten() {
+                    for message in &batch[at..at + len] {
                         self.deliver(lua, message, crate::api::wall_ms);
                     }
                 }
@@ -319,17 +317,16 @@ impl Stage {
     }
 
     /// The messages for plain handlers at the start of `batch`, as the handlers are now.
-    fn plain_run<'m>(&self, batch: &'m [Option<Message>]) -> Vec<Mail<'m>> {
+    fn plain_run<'m>(&self, batch: &'m [Message]) -> Vec<Mail<'m>> {
         let handlers = self.handlers.borrow();
         batch
             .iter()
             .map_while(|message| {
-                let message = message.as_ref()?;
                 let msg = self.message_id(message)?;
                 // The handler `matching::find` would try first.
                 let name = msg.split_once('=').map_or(msg, |(base, _)| base);
-                let plain = handlers.get(name).is_some_and(|h| h.fast);
-                Mail::of(msg, name, message, plain)
+                handlers.get(name).filter(|h| h.fast)?;
+                Mail::of(msg, name, message)
             })
             .collect()
     }
@@ -338,7 +335,7 @@ impl Stage {
     fn drain_mail(
         &self,
         lua: &Lua,
-        batch: &mut Vec<Option<Message>>,
+        batch: &mut Vec<Message>,
         at: usize,
         written: crate::fastpath::Written,
     ) {
@@ -350,23 +347,26 @@ impl Stage {
         };
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
         match drained {
-            Ok(drained) => {
-                let counters = &self.counters;
-                counters.handler_calls.inc_by(drained.calls);
-                counters.handler_errors.inc_by(drained.errors);
-                counters.messages_out.inc_by(drained.sent);
-            }
+            Ok(counts) => self.count(&counts),
             Err(e) => report_error(lua, &e),
         }
     }
 
+    /// Adds what the fast path's handlers did to the stage's counters.
+    pub fn count(&self, counts: &Counts) {
+        let counters = &self.counters;
+        counters.handler_calls.inc_by(counts.calls);
+        counters.handler_errors.inc_by(counts.errors);
+        counters.messages_out.inc_by(counts.sent);
+    }
+
     /// Delivers message `index` (from 1) of the run the fast path is handling, whose handler
-    /// an earlier message of the run changed.
+    /// an earlier message of the run changed (a copy: the batch stays borrowed only here).
     pub fn deliver_from_batch(&self, lua: &Lua, index: usize) {
         let at = self.mail_at.get() + index;
         let message = at
             .checked_sub(1)
-            .and_then(|i| self.mail.borrow_mut().get_mut(i).and_then(Option::take));
+            .and_then(|i| self.mail.borrow().get(i).cloned());
         if let Some(message) = message {
             self.deliver(lua, &message, crate::api::wall_ms);
         }
@@ -473,10 +473,7 @@ impl Stage {
             stage: Some(stage),
         }) = sender
         {
-            let key = [stage, reply_id(msg_id)].join(":");
-            if let Err(e) = self.reply(lua, address, key, results.iter()) {
-                report_error(lua, &e);
-            }
+            self.auto_reply(lua, msg_id, address, stage, results);
         }
     }
 

@@ -195,9 +195,9 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
 
 /// Adds a message from the mailbox to the batch `mail`, or carries out a command after the
 /// batch so far (order is kept).
-fn take(lua: &Lua, stage: &Stage, inbound: Inbound, mail: &mut Vec<Option<Message>>) {
+fn take(lua: &Lua, stage: &Stage, inbound: Inbound, mail: &mut Vec<Message>) {
     match inbound {
-        Inbound::Message(m) => mail.push(Some(m)),
+        Inbound::Message(m) => mail.push(m),
         Inbound::Control(command) => {
             if !mail.is_empty() {
                 stage.deliver_mail(lua, mail);
@@ -225,11 +225,8 @@ fn drain_local(lua: &Lua, stage: &Stage, batch_end: Instant) -> usize {
                 return 0;
             }
         };
-        let counters = &stage.counters;
-        counters.messages_in.inc_by(drained.handled);
-        counters.handler_calls.inc_by(drained.calls);
-        counters.handler_errors.inc_by(drained.errors);
-        counters.messages_out.inc_by(drained.sent);
+        stage.counters.messages_in.inc_by(drained.handled);
+        stage.count(&drained.counts);
         if drained.left == 0
             || Instant::now() >= batch_end
             || stage.next_due().is_some_and(|d| d <= stage.now())

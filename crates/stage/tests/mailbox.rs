@@ -1,8 +1,8 @@
 //! Messages from other stages, which a stage thread takes from its mailbox in batches
 //! (`fastpath.rs`): order across the runs the fast path takes and the messages the runtime
-//! delivers, handlers changed by an earlier message of the same run, errors, invocation
-//! globals, `_WAITFOR`, automatic replies, sends and replies of every kind of value, through
-//! the real binary.
+//! delivers, handlers changed by an earlier message of the same run, errors, `_WAITFOR`,
+//! automatic replies, sends and replies of every kind of value, through the real binary.
+//! Invocation globals in a batch are tested with the ticket service (`ticket.rs`).
 
 mod common;
 use common::App;
@@ -48,16 +48,24 @@ stage.waitfor("ask", function (v) print("asked", v, _WAITFOR[2]) return "pong", 
 stage.signal("sender:go")
 "##;
 
-#[test]
-fn a_burst_from_another_stage_is_handled_in_order_with_changes_errors_and_replies() {
+/// A stage `receiver` and a stage `sender` with the given limits.
+fn two_stages(limits: &str, receiver: &str, sender: &str) -> common::Output {
     let app = App::new();
     app.file(
         "stage.json",
-        r##"{ "#startup": [["lua+receiver"], ["lua+sender"]], "lua": { "receiver": "receiver", "sender": "sender" } }"##,
+        &format!(
+            r##"{{ "#startup": [["lua+receiver"], ["lua+sender"]], "#limits": {limits},
+                 "lua": {{ "receiver": "receiver", "sender": "sender" }} }}"##
+        ),
     );
-    app.file("receiver.lua", RECEIVER);
-    app.file("sender.lua", BURST);
-    let out = app.run_args(&["run", "."]);
+    app.file("receiver.lua", receiver);
+    app.file("sender.lua", sender);
+    app.run_args(&["run", "."])
+}
+
+#[test]
+fn a_burst_from_another_stage_is_handled_in_order_with_changes_errors_and_replies() {
+    let out = two_stages("{}", RECEIVER, BURST);
     assert_eq!(
         out.lines(),
         [
@@ -75,65 +83,6 @@ fn a_burst_from_another_stage_is_handled_in_order_with_changes_errors_and_replie
         out.stderr
     );
     assert!(out.stderr.contains("boom in a batch"), "{}", out.stderr);
-}
-
-#[test]
-fn invocation_globals_are_restored_after_each_message_also_after_an_error() {
-    let app = App::new();
-    app.file(
-        "stage.json",
-        r##"{ "#startup": [["=ticket+ticket"], ["lua+app"]],
-             "=ticket+ticket": [100, {"room": 10}],
-             "lua": {"app": "main"} }"##,
-    );
-    app.file(
-        "main.lua",
-        r#"
-SEEN = {}
-stage.waitfor("got", function (n)
-  SEEN[n] = _TICKET
-  stage.signal(nil, 0)
-  if n == 1 then error("failing grant callback") end
-  if n == 3 then stage.signal("check") end
-end)
-stage.waitfor("check", function ()
-  print("tickets", type(SEEN[1]), type(SEEN[2]), type(SEEN[3]), SEEN[1] ~= SEEN[2])
-  print("after", _TICKET)
-  stage.exit()
-end)
-for n = 1, 3 do stage.signal("ticket:room=got", n) end
--- The three grants wait in the mailbox meanwhile, to be taken as one batch.
-local t = process.tick
-while process.tick - t < 0.05 do end
-"#,
-    );
-    let out = app.run_args(&["run", "."]);
-    assert_eq!(
-        out.lines(),
-        ["tickets\tstring\tstring\tstring\ttrue", "after\tnil"],
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("failing grant callback"),
-        "{}",
-        out.stderr
-    );
-}
-
-/// A stage `receiver` and a stage `sender` with the given limits.
-fn two_stages(limits: &str, receiver: &str, sender: &str) -> common::Output {
-    let app = App::new();
-    app.file(
-        "stage.json",
-        &format!(
-            r##"{{ "#startup": [["lua+receiver"], ["lua+sender"]], "#limits": {limits},
-                 "lua": {{ "receiver": "receiver", "sender": "sender" }} }}"##
-        ),
-    );
-    app.file("receiver.lua", receiver);
-    app.file("sender.lua", sender);
-    app.run_args(&["run", "."])
 }
 
 #[test]

@@ -645,3 +645,38 @@ stage.signal("a:start")
     let out = app.run_args(&["run", "."]);
     assert_eq!(out.lines(), ["b works\tfrom a\ttrue"], "{}", out.stderr);
 }
+
+#[test]
+fn ticket_is_set_for_each_grant_of_a_batch_and_restored_also_after_a_failing_callback() {
+    // Grants taken from the mailbox together (the stage's fast path): `_TICKET` is each
+    // callback's own, and nil again afterwards, also when a callback fails.
+    let out = run(r#"
+SEEN = {}
+stage.waitfor("got", function (n)
+  SEEN[n] = _TICKET
+  stage.signal(nil, 0)
+  if n == 1 then error("failing grant callback") end
+  if n == 3 then stage.signal("check") end
+end)
+stage.waitfor("check", function ()
+  print("tickets", type(SEEN[1]), type(SEEN[2]), type(SEEN[3]), SEEN[1] ~= SEEN[2])
+  print("after", _TICKET)
+  stage.exit()
+end)
+for n = 1, 3 do stage.signal("ticket:login=got", n) end
+-- The three grants wait in the mailbox meanwhile, to be taken as one batch.
+local t = process.tick
+while process.tick - t < 0.05 do end
+"#);
+    assert_eq!(
+        out.lines(),
+        ["tickets\tstring\tstring\tstring\ttrue", "after\tnil"],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("failing grant callback"),
+        "{}",
+        out.stderr
+    );
+}
