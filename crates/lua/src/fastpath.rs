@@ -277,7 +277,7 @@ impl FastPath {
         );
         let (plain, signal, drain, post, invoke, mail, drain_mail): Parts =
             lua.load(SOURCE).set_name("=stage").call((
-                globals,
+                globals.clone(),
                 id,
                 &*stage.origin.address,
                 raw_signal,
@@ -291,9 +291,17 @@ impl FastPath {
                 error_text,
                 stage.process.limits.mailbox,
                 stage.process.limits.message_bytes,
-                more,
+                &more,
             ))?;
         stage_table.set("signal", signal)?;
+        let threads = crate::rawthread::RawThread::new(lua)?;
+        let fast = crate::api::thread::FastThreads {
+            new_job: &threads.new_job,
+            watch: &threads.watch,
+            plain: &plain,
+            failure: &more.raw_get::<Function>(6)?,
+        };
+        crate::api::thread::install_new(lua, &globals.get("thread")?, Some(fast))?;
         Ok(FastPath {
             lua: lua.weak(),
             env: stage.env.clone(),
@@ -313,6 +321,23 @@ impl FastPath {
             // job): the name's string is made outside the memory cap.
             Some(lua) => crate::budget::uncapped(&lua, || self.plain.raw_set(name, f)),
             None => Ok(()),
+        }
+    }
+
+    /// Takes the handlers `names` off the fast path.
+    pub fn drop_plain(&self, lua: &Lua, names: &[&str]) -> mlua::Result<()> {
+        // SAFETY: the table is at stack index 1; a memory error raised while pushing a name
+        // unwinds only this closure's frames, which own nothing (`names` is borrowed), and is
+        // returned by `exec_raw`.
+        unsafe {
+            lua.exec_raw::<()>(&self.plain, |state| {
+                mlua::ffi::luaL_checkstack(state, 2, std::ptr::null());
+                for name in names {
+                    mlua::ffi::lua_pushlstring(state, name.as_ptr().cast(), name.len());
+                    mlua::ffi::lua_pushnil(state);
+                    mlua::ffi::lua_rawset(state, 1);
+                }
+            })
         }
     }
 

@@ -4,6 +4,9 @@ use crate::convert;
 use mlua::Lua;
 use rustc_hash::FxHashMap;
 use stage_core::Value;
+use std::collections::hash_map::Entry;
+use std::ffi::c_void;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// A registered function: its bytecode (upvalues do not travel) loaded once into the stage's
@@ -11,7 +14,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Shipped {
     pub code: Arc<[u8]>,
-    pub func: mlua::Function,
+    /// Shared by every registration of the function (a copy would hold a slot of `mlua`'s
+    /// reference table of its own).
+    pub func: Rc<mlua::Function>,
     pub has_upvalues: bool,
 }
 
@@ -26,15 +31,10 @@ impl Shipped {
     /// Shipped bytecode as a function of this state. The same bytecode (the same `Arc`) is
     /// loaded once: every registration of it shares the function, called as a fresh copy.
     pub fn load(lua: &Lua, code: Arc<[u8]>, env: &mlua::Table) -> mlua::Result<Shipped> {
-        let key = (
-            Arc::as_ptr(&code) as *const u8 as usize,
-            env.to_pointer() as usize,
-        );
-        if let Some(cache) = lua.app_data_ref::<ShipCache>() {
-            if let Some((_, shipped)) = cache.loads.get(&key) {
-                return Ok(shipped.clone());
-            }
+        if let Some(shipped) = ShipCache::loaded(lua, &code, env) {
+            return Ok(shipped);
         }
+        let key = load_key(&code, env);
         let shipped = Shipped::load_uncached(lua, code.clone(), env)?;
         if let Some(mut cache) = lua.app_data_mut::<ShipCache>() {
             if cache.loads.len() >= CACHED {
@@ -51,7 +51,7 @@ impl Shipped {
             convert::upvalue_count(lua, &func)? > usize::from(func.environment().is_some());
         Ok(Shipped {
             code,
-            func,
+            func: Rc::new(func),
             has_upvalues,
         })
     }
@@ -61,7 +61,7 @@ impl Shipped {
         if self.has_upvalues {
             convert::clear_upvalues(lua, &self.func)?;
         }
-        Ok(self.func.clone())
+        Ok((*self.func).clone())
     }
 }
 
@@ -80,13 +80,38 @@ pub struct ShipCache {
 /// The addresses of a bytecode and of the environment it was loaded with.
 type LoadKey = (usize, usize);
 
+fn load_key(code: &Arc<[u8]>, env: &mlua::Table) -> LoadKey {
+    (
+        Arc::as_ptr(code) as *const u8 as usize,
+        env.to_pointer() as usize,
+    )
+}
+
+impl ShipCache {
+    /// The bytecode the function at `address` was shipped as, if this state shipped it.
+    pub fn code(lua: &Lua, address: *const c_void) -> Option<Arc<[u8]>> {
+        let cache = lua.app_data_ref::<ShipCache>()?;
+        cache
+            .dumps
+            .get(&(address as usize))
+            .map(|(_, code)| code.clone())
+    }
+
+    /// `code` as loaded with `_ENV` bound to `env`, if this state loaded it.
+    pub fn loaded(lua: &Lua, code: &Arc<[u8]>, env: &mlua::Table) -> Option<Shipped> {
+        let cache = lua.app_data_ref::<ShipCache>()?;
+        cache
+            .loads
+            .get(&load_key(code, env))
+            .map(|(_, s)| s.clone())
+    }
+}
+
 /// The bytecode `f` travels as (its captured locals are lost, with one WARN per prototype).
 pub fn shipped_code(lua: &Lua, f: &mlua::Function) -> mlua::Result<Arc<[u8]>> {
     let key = f.to_pointer() as usize;
-    if let Some(cache) = lua.app_data_ref::<ShipCache>() {
-        if let Some((_, code)) = cache.dumps.get(&key) {
-            return Ok(code.clone());
-        }
+    if let Some(code) = ShipCache::code(lua, f.to_pointer()) {
+        return Ok(code);
     }
     warn_lost_upvalues(lua, f)?;
     let code = convert::dump(f)?;
@@ -138,9 +163,6 @@ pub struct WarnedPrototypes(pub std::collections::HashSet<String>);
 pub struct Handler {
     pub shipped: Shipped,
     pub args: Vec<Value>,
-    /// A callback the runtime registered under a generated id (a `thread.new` handle's): it is
-    /// reached through the runtime only, never put on the fast path.
-    pub callback: bool,
     /// Whether the fast path's table of plain handlers holds it.
     pub fast: bool,
 }
@@ -149,18 +171,24 @@ pub struct Handler {
 #[derive(Default)]
 pub struct Handlers {
     by_name: FxHashMap<String, Handler>,
+    /// `thread.new` callbacks whose job ended, until they are removed a second later
+    /// (`runtime.md` §9.8). Kept apart, so that the handlers in use stay a small table however
+    /// many jobs end every second: the callbacks of a second's jobs are touched twice here,
+    /// when their job ends and when they go.
+    ended: FxHashMap<String, Handler>,
 }
 
 impl Handlers {
     /// The handler registered under `name`.
     pub fn get(&self, name: &str) -> Option<&Handler> {
-        self.by_name.get(name)
+        self.by_name.get(name).or_else(|| self.ended.get(name))
     }
 
     /// The handler registered under `name`, with the name as stored.
     pub fn entry(&self, name: &str) -> Option<(&str, &Handler)> {
         self.by_name
             .get_key_value(name)
+            .or_else(|| self.ended.get_key_value(name))
             .map(|(k, h)| (k.as_str(), h))
     }
 
@@ -170,37 +198,56 @@ impl Handlers {
         name: String,
         shipped: Shipped,
         args: Option<Vec<Value>>,
-        callback: bool,
-    ) {
-        match self.by_name.get_mut(&name) {
-            Some(h) => {
-                h.shipped = shipped;
-                h.callback = callback;
-                if let Some(args) = args {
-                    h.args = args;
+    ) -> &mut Handler {
+        let ended = &mut self.ended;
+        let h = match self.by_name.entry(name) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let earlier = match ended.is_empty() {
+                    true => None,
+                    false => ended.remove(entry.key()),
+                };
+                match earlier {
+                    Some(h) => entry.insert(h),
+                    None => {
+                        return entry.insert(Handler {
+                            shipped,
+                            args: args.unwrap_or_default(),
+                            fast: false,
+                        })
+                    }
                 }
             }
-            None => {
-                let args = args.unwrap_or_default();
-                let handler = Handler {
-                    shipped,
-                    args,
-                    callback,
-                    fast: false,
-                };
-                self.by_name.insert(name, handler);
-            }
+        };
+        h.shipped = shipped;
+        if let Some(args) = args {
+            h.args = args;
         }
+        h
+    }
+
+    /// Sets `name`, a `thread.new` callback whose job ended, apart until it is removed; whether
+    /// it was a plain handler (the fast path's table must drop it).
+    pub fn retire(&mut self, name: &str) -> bool {
+        let Some((name, mut h)) = self.by_name.remove_entry(name) else {
+            return false;
+        };
+        let fast = std::mem::replace(&mut h.fast, false);
+        self.ended.insert(name, h);
+        fast
     }
 
     /// The handler registered under `name`, to change.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Handler> {
-        self.by_name.get_mut(name)
+        match self.by_name.get_mut(name) {
+            Some(h) => Some(h),
+            None => self.ended.get_mut(name),
+        }
     }
 
     /// Replaces the registration arguments of an existing handler; false when absent.
     pub fn set_args(&mut self, name: &str, args: Vec<Value>) -> bool {
-        match self.by_name.get_mut(name) {
+        match self.get_mut(name) {
             Some(h) => {
                 h.args = args;
                 true
@@ -211,16 +258,23 @@ impl Handlers {
 
     /// Removes a handler.
     pub fn remove(&mut self, name: &str) -> Option<Handler> {
-        self.by_name.remove(name)
+        self.by_name
+            .remove(name)
+            .or_else(|| self.ended.remove(name))
     }
 
     /// Whether `name` is taken.
     pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name) || self.ended.contains_key(name)
+    }
+
+    /// Whether `name` is taken by a handler in use (not by a callback of an ended job).
+    pub fn in_use(&self, name: &str) -> bool {
         self.by_name.contains_key(name)
     }
 
     /// Every registration: name and arguments.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Handler)> {
-        self.by_name.iter()
+        self.by_name.iter().chain(self.ended.iter())
     }
 }

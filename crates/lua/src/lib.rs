@@ -9,6 +9,7 @@ pub mod fastpath;
 pub mod handlers;
 pub mod process;
 mod rawsend;
+mod rawthread;
 pub mod sandbox;
 pub mod scripts;
 pub mod stage;

@@ -57,23 +57,32 @@ impl RawSend {
     }
 }
 
-fn current() -> Option<Rc<Stage>> {
+/// The stage of this stage thread, while it lives.
+pub(crate) fn current() -> Option<Rc<Stage>> {
     STAGE.with(|s| s.borrow().upgrade())
+}
+
+/// Keeps `error` for `failure()` and pushes `false`; returns how many results were pushed.
+///
+/// # Safety
+/// `state` must be a valid Lua state with room for one more value.
+pub(crate) unsafe fn failed(state: *mut lua_State, error: mlua::Error) -> c_int {
+    FAILED.with(|f| *f.borrow_mut() = Some(error));
+    ffi::lua_pushboolean(state, 0);
+    1
 }
 
 /// Pushes the outcome of a send (see the module doc); returns how many results were pushed.
 /// `None`: the send was not for this path.
 unsafe fn outcome(state: *mut lua_State, sent: Option<mlua::Result<bool>>) -> c_int {
-    let pushed = match sent {
-        Some(Ok(true)) => true,
-        Some(Ok(false)) | None => return 0,
-        Some(Err(e)) => {
-            FAILED.with(|f| *f.borrow_mut() = Some(e));
-            false
+    match sent {
+        Some(Ok(true)) => {
+            ffi::lua_pushboolean(state, 1);
+            1
         }
-    };
-    ffi::lua_pushboolean(state, c_int::from(pushed));
-    1
+        Some(Ok(false)) | None => 0,
+        Some(Err(e)) => failed(state, e),
+    }
 }
 
 /// `send(target, ...)`: `stage.signal(target, ...)` for a target naming another stage.

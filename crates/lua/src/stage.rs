@@ -76,11 +76,16 @@ pub struct Stage {
     pub progress: Progress,
     /// `thread.new` callbacks whose job has ended, with when they are removed (monotonic ms).
     expiring: RefCell<VecDeque<(u64, String)>>,
+    /// `thread.new` callbacks whose job has ended since the last batch was handled: set apart
+    /// after it (see [`Stage::retire_finished`]).
+    finished: RefCell<Vec<String>>,
     /// The mailbox batch being handled, and where the run the fast path handles starts: a
     /// message whose handler an earlier one changed is taken from here (see
     /// [`Stage::deliver_from_batch`]).
     mail: RefCell<Vec<Message>>,
     mail_at: Cell<usize>,
+    /// The next `thread.new` callback id, in sequence (see [`Stage::fresh_callback_id`]).
+    next_callback: Cell<u64>,
     started: Instant,
 }
 
@@ -99,6 +104,19 @@ pub enum StageCommand {
     SetArgs { name: String, args: Vec<Value> },
     /// A `thread.new` job ended: its callback goes [`THREAD_CALLBACK_LINGER_MS`] later.
     ThreadDone(String),
+}
+
+impl StageCommand {
+    /// Whether `command` must be carried out between the messages that came before and after
+    /// it. A job's end only schedules its callback's removal a second later: the messages
+    /// queued before it need not be handled first, so a stream of `thread.new` results is
+    /// still handled in batches.
+    pub fn keeps_order(command: &(dyn Any + Send)) -> bool {
+        !matches!(
+            command.downcast_ref::<StageCommand>(),
+            Some(StageCommand::ThreadDone(_))
+        )
+    }
 }
 
 /// How long a `thread.new` callback stays registered after its job ended (`runtime.md` §9.8).
@@ -121,8 +139,10 @@ impl Stage {
             counters,
             progress: Progress::default(),
             expiring: RefCell::new(VecDeque::new()),
+            finished: RefCell::new(Vec::new()),
             mail: RefCell::new(Vec::new()),
             mail_at: Cell::new(0),
+            next_callback: Cell::new(fastrand::u64(..)),
             started: Instant::now(),
         }
     }
@@ -153,7 +173,8 @@ impl Stage {
             StageCommand::SetArgs { name, args } => self.set_args(&name, args).map(|_| ()),
             StageCommand::ThreadDone(name) => {
                 let at = self.now() + THREAD_CALLBACK_LINGER_MS;
-                self.expiring.borrow_mut().push_back((at, name));
+                self.expiring.borrow_mut().push_back((at, name.clone()));
+                self.finished.borrow_mut().push(name);
                 Ok(())
             }
         };
@@ -200,23 +221,45 @@ impl Stage {
         }
         self.handlers
             .borrow_mut()
-            .register(name.clone(), shipped, args, false);
+            .register(name.clone(), shipped, args);
         self.sync_plain(&name)
     }
 
-    /// Registers the callback of a `thread.new` handle under its generated id. It is reached
-    /// through the runtime only (its values come from a worker through the mailbox), so it is
-    /// kept off the fast path: a handle is registered and removed for every job.
-    pub fn register_callback(
-        &self,
-        id: String,
-        shipped: Shipped,
-        args: Vec<Value>,
-    ) -> mlua::Result<()> {
-        self.handlers
-            .borrow_mut()
-            .register(id.clone(), shipped, Some(args), true);
-        self.sync_plain(&id)
+    /// Registers `shipped`, a function without upvalues, as the plain handler `name` with no
+    /// registration arguments, which the fast path's Lua side puts in its table itself (a
+    /// `thread.new` callback, see `rawthread.rs`); false when `name` cannot be plain.
+    pub fn register_plain(&self, name: &str, shipped: Shipped) -> bool {
+        if shipped.has_upvalues || !plain_name(name) {
+            return false;
+        }
+        let mut handlers = self.handlers.borrow_mut();
+        handlers
+            .register(name.to_string(), shipped, Some(Vec::new()))
+            .fast = true;
+        true
+    }
+
+    /// A new id for a `thread.new` callback: 16 letters and digits like the ids
+    /// `stage.waitfor(fn)` makes, from a sequence that starts at a random point (it does not
+    /// repeat within 2^64 ids), skipping the names of handlers in use. Cheaper than random ids:
+    /// one is made for every job. The callbacks of ended jobs are not looked at: they have ids
+    /// of the same sequence, or random ones, which 62^16 possible ids make as good as unique.
+    pub fn fresh_callback_id(&self) -> String {
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        loop {
+            let mut n = self.next_callback.get();
+            self.next_callback.set(n.wrapping_add(1));
+            let mut id = [b'0'; 16];
+            for c in id.iter_mut().rev() {
+                *c = ALPHABET[(n % 62) as usize];
+                n /= 62;
+            }
+            // Letters and digits only: always UTF-8.
+            let id = std::str::from_utf8(&id).unwrap_or_default().to_owned();
+            if !self.handlers.borrow().in_use(&id) {
+                return id;
+            }
+        }
     }
 
     /// Removes a handler; false when there was none.
@@ -248,18 +291,14 @@ impl Stage {
         let Some(h) = handlers.get_mut(name) else {
             return Ok(());
         };
-        let plain = !h.callback
-            && h.args.is_empty()
-            && !h.shipped.has_upvalues
-            && !name.is_empty()
-            && !name.contains('=');
+        let plain = h.args.is_empty() && !h.shipped.has_upvalues && plain_name(name);
         if !plain && !h.fast {
             return Ok(());
         }
         h.fast = plain;
         let f = plain.then(|| h.shipped.func.clone());
         drop(handlers);
-        fast.set_plain(name, f.as_ref())
+        fast.set_plain(name, f.as_deref())
     }
 
     /// Runs `f` protected with `_WAITFOR` set for `waitfor`; errors go to `_TRACEBACK`.
@@ -314,6 +353,32 @@ impl Stage {
             at += len;
         }
         batch.clear();
+        self.retire_finished(lua);
+    }
+
+    /// Sets the callbacks of the jobs that ended apart from the handlers in use (see
+    /// [`Handlers::retire`]), and off the fast path. A job's end is taken from the mailbox
+    /// without waiting for the batch before it to be handled (see
+    /// [`StageCommand::keeps_order`]); its callback is set apart only after that batch, which
+    /// may hold the job's last values.
+    pub fn retire_finished(&self, lua: &Lua) {
+        if self.finished.borrow().is_empty() {
+            return;
+        }
+        let finished = std::mem::take(&mut *self.finished.borrow_mut());
+        let mut handlers = self.handlers.borrow_mut();
+        let plain: Vec<&str> = finished
+            .iter()
+            .filter(|name| handlers.retire(name))
+            .map(String::as_str)
+            .collect();
+        drop(handlers);
+        if plain.is_empty() {
+            return;
+        }
+        if let Err(e) = self.fast().and_then(|f| f.drop_plain(lua, &plain)) {
+            report_error(lua, &e);
+        }
     }
 
     /// The messages for plain handlers at the start of `batch`, as the handlers are now.
@@ -555,6 +620,7 @@ impl Stage {
     /// Runs the due timers and the idle function: while the idle function is not due every due
     /// timer runs; when it is due, at most one timer runs before it.
     pub fn run_due(&self, lua: &Lua) {
+        self.retire_finished(lua);
         let now = self.now();
         let idle_due = self.idle_due.get().is_some_and(|d| d <= now);
         loop {
@@ -643,6 +709,11 @@ impl Stage {
             .flatten()
             .min()
     }
+}
+
+/// Whether a handler of this name can be plain: not the idle function, no `=` in it.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('=')
 }
 
 /// The registration arguments of a handler as fresh Lua values.

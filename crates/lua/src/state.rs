@@ -45,6 +45,7 @@ pub fn new_state(process: &Arc<ProcessContext>) -> mlua::Result<(Lua, Rc<Sandbox
     let thread = api::thread::install(&lua)?;
     let logger = api::logger::install(&lua)?;
     errors::wrap_tables(&lua, &[&stage, &bundle, &process, &thread, &logger])?;
+    api::thread::install_new(&lua, &thread, None)?;
     // The sample distribution's aliases (runtime.md §5.2): stage.json is bundle.json, …
     for pair in bundle.pairs::<mlua::Value, mlua::Value>() {
         let (k, v) = pair?;

@@ -255,6 +255,110 @@ end)
 }
 
 #[test]
+fn handles_of_a_function_and_callback_used_again_behave_as_the_first() {
+    // The first handle ships JOB and registers CB through the ordinary path; the next ones take
+    // the shortcuts for functions shipped before (rawthread.rs). Each callback starts the next
+    // job, so the output is in order.
+    let (lines, err) = run(
+        "[2, 100]",
+        "{}",
+        r##"
+JOB = function (n) return n * 10 end
+IDS, HANDLES = {}, {}
+CB = function (v)
+  if type(v) == "string" then print("cb", v, _WAITFOR[0] == IDS[1]) return end
+  local i = v // 10
+  print("cb", v, _WAITFOR[0] == IDS[i], _WAITFOR[-1] == IDS[i])
+  if i < 4 then START(i + 1) else stage.signal("ended") end
+end
+function START(i)
+  local h = thread.new(JOB, i)
+  IDS[i], HANDLES[i] = h.waitfor(CB), h
+  assert(tostring(h) == "thread: " .. IDS[i])
+end
+START(1)
+
+stage.waitfor("ended", function ()
+  local listed, distinct = stage.waitfor(), {}
+  for i = 1, 4 do
+    distinct[IDS[i]] = true
+    print("listed", i, #IDS[i], listed[IDS[i]] ~= nil)
+  end
+  local n = 0 for _ in pairs(distinct) do n = n + 1 end
+  print("distinct ids", n)
+  -- The job of handle 1 has ended: its callback is still registered for about a second.
+  stage.signal(IDS[1], "again")
+  HANDLES[2].waitfor(function (v) print("replaced", v, _WAITFOR[0] == IDS[2]) end)
+  stage.signal(IDS[2], "again")
+  HANDLES[3].waitfor(nil)
+  stage.signal(IDS[3], "gone")
+  -- Registration arguments and values that are not plain data take the ordinary path.
+  thread.new(JOB, 5).waitfor(function (tag, v) print("args", tag, v) end, "tag")
+  thread.new(function (t) return #t, t.k end, { 1, 2, k = "v" }).waitfor(CB2)
+end)
+CB2 = function (n, k)
+  print("table", n, k, stage.waitfor(IDS[3]) == nil)
+  stage.addtask(1500, function ()
+    local left = 0
+    for name in pairs(stage.waitfor()) do if #name == 16 then left = left + 1 end end
+    print("callbacks left after 1.5 s", left)
+    -- Gone from the fast path's table too.
+    stage.signal(IDS[1], "late")
+    stage.signal("bye")
+  end)
+end
+stage.waitfor("bye", function () stage.exit() end)
+"##,
+    );
+    assert_eq!(
+        lines,
+        [
+            "cb\t10\ttrue\ttrue",
+            "cb\t20\ttrue\ttrue",
+            "cb\t30\ttrue\ttrue",
+            "cb\t40\ttrue\ttrue",
+            "listed\t1\t16\ttrue",
+            "listed\t2\t16\ttrue",
+            "listed\t3\t16\ttrue",
+            "listed\t4\t16\ttrue",
+            "distinct ids\t4",
+            "cb\tagain\ttrue",
+            "replaced\tagain\ttrue",
+            "args\ttag\t50",
+            "table\t2\tv\ttrue",
+            "callbacks left after 1.5 s\t0",
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn a_full_job_queue_fails_thread_new_at_the_calling_line() {
+    // One worker held by a long job and room for two jobs: the second thread.new of JOB (the
+    // shortcut for a function shipped before) finds the queue full.
+    let (lines, err) = run(
+        "[1, 2]",
+        "{}",
+        r##"
+JOB = function () end
+stage.submit(0, function () local t = os.time() while os.time() - t < 1 do end end)
+thread.new(JOB)
+local ok, e = pcall(function ()
+  local h = thread.new(JOB)
+  return h
+end)
+print(ok, e)
+stage.exit()
+"##,
+    );
+    assert_eq!(
+        lines,
+        ["false\tmain.lua:6: the job queue is full: 2 jobs are outstanding (#threads[1])"],
+        "{err}"
+    );
+}
+
+#[test]
 fn a_job_acts_for_its_stage_and_reaches_other_stages() {
     let app = App::new();
     app.file(

@@ -118,20 +118,6 @@ impl Actor {
         }
     }
 
-    /// Registers the callback of a `thread.new` handle (see [`Stage::register_callback`]).
-    pub fn register_callback(
-        &self,
-        lua: &Lua,
-        name: String,
-        f: &Function,
-        args: Vec<Value>,
-    ) -> mlua::Result<()> {
-        match self {
-            Actor::Stage(s) => s.register_callback(name, Shipped::ship(lua, f, &s.env)?, args),
-            Actor::Job(_) => self.register(lua, name, f, Some(args)),
-        }
-    }
-
     /// Removes handler `name` of the stage.
     pub fn unregister(&self, name: &str) -> mlua::Result<()> {
         match self {

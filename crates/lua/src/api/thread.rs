@@ -1,17 +1,19 @@
 //! The `thread` object (`runtime.md` §9.8): `thread.id`, `thread.tick`, and `thread.new` jobs
 //! whose `thread.signal` values and return values reach a callback on the stage thread.
 //!
-//! A handle's callback is a handler of the stage under a random id (as `stage.waitfor(fn)`
-//! makes), so it is listed by `stage.waitfor()`; a job's values are posted straight to the
-//! stage's mailbox, never through the router (decision Q16). The callback is removed
-//! [`crate::stage::THREAD_CALLBACK_LINGER_MS`] after the job ended.
+//! A handle's callback is a handler of the stage under a generated id of 16 letters and digits
+//! (like the ids `stage.waitfor(fn)` makes; on a stage thread from a sequence, see
+//! [`crate::stage::Stage::fresh_callback_id`]), so it is listed by `stage.waitfor()`; a job's
+//! values are posted straight to the stage's mailbox, never through the router (decision Q16).
+//! The callback is removed [`crate::stage::THREAD_CALLBACK_LINGER_MS`] after the job ended.
 
 use super::stage::{copy_all, fresh_name, job_function};
 use super::Actor;
 use crate::budget;
 use crate::convert;
-use crate::worker::{Job, JobScope};
+use crate::worker::{Job, JobFn, JobScope};
 use mlua::{Lua, LuaString, MultiValue, Table, Value as LuaValue};
+use stage_core::Args;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,40 +34,71 @@ pub fn tick() -> f64 {
 }
 
 /// `thread.new` and its handles, in Lua: a handle is a table whose `waitfor` is a closure over
-/// the callback id, far cheaper than a userdata building a Rust closure at every access.
-const HANDLES: &str = r#"
-local start, waitfor, thread = ...
-local ids = setmetatable({}, { __mode = "k" })
+/// the callback id, far cheaper than a userdata building a Rust closure at every access. On a
+/// stage thread the C functions of [`crate::rawthread`] start jobs and register plain
+/// callbacks first; what they leave (and everything in a worker) goes to [`start`] and
+/// [`handle_waitfor`]. The functions raise their errors at the caller's line themselves, so
+/// they are not wrapped like the other API functions.
+const HANDLES: &str = r##"
+local slow_new, slow_watch, thread, new_job, watch, plain, failure = ...
+local error, select, type, setmetatable = error, select, type, setmetatable
+local function check(ok, ...)
+  if ok then return ... end
+  local message, locate = ...
+  error(message, locate and 2 or 0)
+end
+-- h.waitfor(ASK_ID) returns the id and does nothing else (for tostring).
+local ASK_ID = {}
 local meta = {
   __index = function (_, k) if k ~= "signal" then return thread[k] end end,
-  __tostring = function (h) return "thread: " .. ids[h] end,
+  __tostring = function (h) return "thread: " .. h.waitfor(ASK_ID) end,
   __metatable = false,
 }
-return function (f, ...)
-  local id = start(f, ...)
-  local h = setmetatable({ waitfor = function (...) waitfor(id, ...) return id end }, meta)
-  ids[h] = id
-  return h
+-- The copies plain callbacks were registered as, by the function the script passed: the C
+-- function registers them again without a call into the runtime's ordinary path.
+local copies = setmetatable({}, { __mode = "k" })
+local function handle(id)
+  return setmetatable({ waitfor = function (cb, ...)
+    if cb == ASK_ID then return id end
+    local copy = copies[cb]
+    if copy and select("#", ...) == 0 and watch(id, cb, copy) then
+      plain[id] = copy
+      return id
+    end
+    local ok, a, b = slow_watch(id, cb, ...)
+    if ok and plain and type(cb) == "function" and select("#", ...) == 0 then
+      copies[cb] = plain[id]
+    end
+    return check(ok, a, b)
+  end }, meta)
 end
-"#;
+local function started(ok, ...)
+  if ok then return handle((...)) end
+  return check(ok, ...)
+end
+return function (f, ...)
+  if new_job then
+    local id = new_job(f, ...)
+    if id then return handle(id) end
+    if id == false then return check(failure()) end
+  end
+  return started(slow_new(f, ...))
+end
+"##;
 
-/// Creates the `thread` object.
+/// The C functions and the table of plain handlers of a stage thread's fast path, which
+/// `thread.new` tries first.
+pub struct FastThreads<'a> {
+    pub new_job: &'a mlua::Function,
+    pub watch: &'a mlua::Function,
+    pub plain: &'a Table,
+    pub failure: &'a mlua::Function,
+}
+
+/// Creates the `thread` object (its `new` comes with [`install_new`], after the API functions
+/// are wrapped).
 pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let thread = lua.create_table()?;
-    let native = lua.create_table()?;
-    native.raw_set(
-        "waitfor",
-        lua.create_function(|lua, (id, args): (String, MultiValue)| {
-            handle_waitfor(lua, &id, args)
-        })?,
-    )?;
-    crate::errors::wrap_tables(lua, &[&native])?;
-    let new: mlua::Function = lua.load(HANDLES).set_name("=thread").call((
-        lua.create_function(start)?,
-        native.raw_get::<mlua::Function>("waitfor")?,
-        thread.clone(),
-    ))?;
-    thread.raw_set("new", new)?;
     thread.raw_set("signal", lua.create_function(signal)?)?;
     let meta = lua.create_table()?;
     meta.set(
@@ -74,6 +107,30 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
     )?;
     thread.set_metatable(Some(meta))?;
     Ok(thread)
+}
+
+/// Sets `thread.new`, trying the fast path's functions first when given.
+pub fn install_new(lua: &Lua, thread: &Table, fast: Option<FastThreads>) -> mlua::Result<()> {
+    let slow_new = lua.create_function(|lua, args| {
+        crate::errors::outcome(lua, start(lua, args).map(|id| MultiValue::from_iter([id])))
+    })?;
+    let slow_watch = lua.create_function(|lua, (id, args): (LuaString, MultiValue)| {
+        let watched = handle_waitfor(lua, &id.to_str()?, args);
+        crate::errors::outcome(
+            lua,
+            watched.map(|()| MultiValue::from_iter([LuaValue::String(id)])),
+        )
+    })?;
+    let new: mlua::Function = lua.load(HANDLES).set_name("=thread").call((
+        slow_new,
+        slow_watch,
+        thread.clone(),
+        fast.as_ref().map(|f| f.new_job),
+        fast.as_ref().map(|f| f.watch),
+        fast.as_ref().map(|f| f.plain),
+        fast.as_ref().map(|f| f.failure),
+    ))?;
+    thread.raw_set("new", new)
 }
 
 fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
@@ -89,7 +146,7 @@ fn read(lua: &Lua, key: &str) -> mlua::Result<LuaValue> {
 }
 
 /// `thread.new(fn, ...)`: submits the job and returns its callback id.
-fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaString> {
+fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaValue> {
     let actor = Actor::current(lua)?;
     let LuaValue::Function(f) = f else {
         return Err(mlua::Error::runtime(format!(
@@ -97,22 +154,29 @@ fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaString
             f.type_name()
         )));
     };
-    let callback = fresh_name(16, |n| actor.has_handler(n));
     let args: Vec<LuaValue> = args.into_iter().collect();
+    let func = job_function(lua, &f)?;
+    let args = convert::to_transferable_args(lua, &args)?;
+    let callback = submit(&actor, func, args)?;
+    // Made outside the memory cap (see [`budget::uncapped`]).
+    budget::uncapped(lua, || lua.create_string(&callback)).map(LuaValue::String)
+}
+
+/// Submits the `thread.new` job `func(args...)` of `actor`; returns its callback id.
+pub(crate) fn submit(actor: &Actor, func: JobFn, args: Args) -> mlua::Result<String> {
+    let callback = match actor {
+        Actor::Stage(stage) => stage.fresh_callback_id(),
+        Actor::Job(_) => fresh_name(16, |_| false),
+    };
     let job = Job {
         key: 0,
-        func: job_function(lua, &f)?,
-        args: convert::to_transferable_args(lua, &args)?,
+        func,
+        args,
         origin: actor.origin().clone(),
         thread: Some(callback.clone()),
     };
     actor.process().submit(job)?;
-    callback_id(lua, &callback)
-}
-
-/// A callback id for the script, made outside the memory cap (see [`budget::uncapped`]).
-fn callback_id(lua: &Lua, id: &str) -> mlua::Result<LuaString> {
-    budget::uncapped(lua, || lua.create_string(id))
+    Ok(callback)
 }
 
 /// `thread.signal(v...)` inside a `thread.new` job.
@@ -136,7 +200,7 @@ fn handle_waitfor(lua: &Lua, callback: &str, args: MultiValue) -> mlua::Result<(
     match args.next().unwrap_or(LuaValue::Nil) {
         LuaValue::Function(f) => {
             let rest: Vec<LuaValue> = args.collect();
-            actor.register_callback(lua, callback.to_string(), &f, copy_all(lua, &rest)?)?;
+            actor.register(lua, callback.to_string(), &f, Some(copy_all(lua, &rest)?))?;
         }
         LuaValue::Nil => actor.unregister(callback)?,
         value => {

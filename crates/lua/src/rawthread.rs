@@ -1,0 +1,112 @@
+//! `thread.new(f, ...)` and `h.waitfor(cb)` on the stage thread as C functions, which the
+//! handles' Lua side (`api/thread.rs`) calls before the ordinary ones. A round trip through a
+//! worker makes one job and one callback registration: these skip `mlua`'s callback machinery,
+//! the protected calls `mlua` makes for every value it creates under the memory cap, and the
+//! round trip of the values through `mlua` values.
+//!
+//! `new_job` takes a function this state shipped before (its bytecode is cached) with plain
+//! arguments; `watch` takes a callback whose plain copy was registered before (the Lua side
+//! keeps the copy and puts it in the fast path's table). Anything else — a first use, other
+//! values, registration arguments — is left to the ordinary path, with identical results.
+
+use crate::convert::{read_plain_args, read_string};
+use crate::handlers::ShipCache;
+use crate::rawsend::{current, failed};
+use crate::worker::JobFn;
+use mlua::ffi::{self, lua_State};
+use mlua::{Lua, WeakLua};
+use std::cell::RefCell;
+use std::ffi::c_int;
+
+thread_local! {
+    /// The Lua state of this stage thread.
+    static STATE: RefCell<Option<WeakLua>> = const { RefCell::new(None) };
+}
+
+/// The C functions for `thread.new` handles, on this stage thread.
+pub struct RawThread {
+    /// `new_job(f, ...)`: the callback id of the job started, `false` when starting it failed
+    /// (`failure()` tells why), nothing when the ordinary path is to start it.
+    pub new_job: mlua::Function,
+    /// `watch(id, cb, copy)`: `true` when `copy`, the plain copy `cb` was registered as before,
+    /// is now the callback of handle `id`; nothing when the ordinary path is to register it.
+    pub watch: mlua::Function,
+}
+
+impl RawThread {
+    /// Makes the functions for the stage of this thread, whose state `lua` is.
+    pub fn new(lua: &Lua) -> mlua::Result<RawThread> {
+        STATE.with(|s| *s.borrow_mut() = Some(lua.weak()));
+        // SAFETY: both functions only read their arguments and push one result (see below).
+        unsafe {
+            Ok(RawThread {
+                new_job: lua.create_c_function(new_job)?,
+                watch: lua.create_c_function(watch)?,
+            })
+        }
+    }
+}
+
+fn state() -> Option<Lua> {
+    STATE.with(|s| s.borrow().as_ref().and_then(WeakLua::try_upgrade))
+}
+
+/// How long a callback id is (see [`crate::stage::Stage::fresh_callback_id`]).
+const ID_LEN: usize = 16;
+
+/// `new_job(f, ...)` (see [`RawThread::new_job`]).
+///
+/// Everything it calls on the state only reads values and raises no Lua error, and every Rust
+/// value it makes is dropped or stored before the result is pushed (pushing the id can raise
+/// a memory error, so the id is pushed from a copy on the stack).
+unsafe extern "C-unwind" fn new_job(state: *mut lua_State) -> c_int {
+    let started = || -> Option<mlua::Result<([u8; ID_LEN], usize)>> {
+        if ffi::lua_type(state, 1) != ffi::LUA_TFUNCTION {
+            return None;
+        }
+        let code = ShipCache::code(&self::state()?, ffi::lua_topointer(state, 1))?;
+        let args = read_plain_args(state, 2)?;
+        let stage = crate::api::Actor::Stage(current()?);
+        Some(
+            crate::api::thread::submit(&stage, JobFn::Code(code), args).map(|id| {
+                let mut copy = [0; ID_LEN];
+                let len = id.len().min(ID_LEN);
+                copy[..len].copy_from_slice(&id.as_bytes()[..len]);
+                (copy, len)
+            }),
+        )
+    };
+    match started() {
+        None => 0,
+        Some(Ok((id, len))) => {
+            ffi::lua_pushlstring(state, id.as_ptr().cast(), len);
+            1
+        }
+        Some(Err(e)) => failed(state, e),
+    }
+}
+
+/// `watch(id, cb, copy)` (see [`RawThread::watch`]).
+unsafe extern "C-unwind" fn watch(state: *mut lua_State) -> c_int {
+    let watched = || -> Option<bool> {
+        let id = std::str::from_utf8(read_string(state, 1)?).ok()?;
+        if ffi::lua_type(state, 2) != ffi::LUA_TFUNCTION
+            || ffi::lua_type(state, 3) != ffi::LUA_TFUNCTION
+        {
+            return None;
+        }
+        let lua = self::state()?;
+        let stage = current()?;
+        let code = ShipCache::code(&lua, ffi::lua_topointer(state, 2))?;
+        let shipped = ShipCache::loaded(&lua, &code, &stage.env)?;
+        (shipped.func.to_pointer() == ffi::lua_topointer(state, 3))
+            .then(|| stage.register_plain(id, shipped))
+    };
+    match watched() {
+        Some(true) => {
+            ffi::lua_pushboolean(state, 1);
+            1
+        }
+        _ => 0,
+    }
+}
