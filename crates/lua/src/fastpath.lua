@@ -175,6 +175,8 @@ end
 
 -- Counts a handler call of message `msg` and makes the `_WAITFOR` of the next depth current
 -- for it (the caller lowers the depth when the handler returns).
+-- Storing nil into a key that holds nil is Lua's slow path: the sender's fields are stored
+-- only when they change (most runs have none, or the same).
 local function enter(msg, name, address, stage)
   calls = calls + 1
   local d = depth + 1
@@ -182,7 +184,9 @@ local function enter(msg, name, address, stage)
   if w == nil then w = {} W[d] = w end
   depth = d
   B._WAITFOR = w
-  w[0], w[-1], w[1], w[2] = msg, name, address, stage
+  w[0], w[-1] = msg, name
+  if w[1] ~= address then w[1] = address end
+  if w[2] ~= stage then w[2] = stage end
 end
 
 -- Runs queued messages until `budget` are handled; an error ends the run (see drain).

@@ -97,6 +97,17 @@ impl ShipCache {
             .map(|(_, code)| code.clone())
     }
 
+    /// The function at `address` as shipped and loaded with `_ENV` bound to `env`, if this
+    /// state did both.
+    pub fn copy_of(lua: &Lua, address: *const c_void, env: &mlua::Table) -> Option<Shipped> {
+        let cache = lua.app_data_ref::<ShipCache>()?;
+        let (_, code) = cache.dumps.get(&(address as usize))?;
+        cache
+            .loads
+            .get(&load_key(code, env))
+            .map(|(_, s)| s.clone())
+    }
+
     /// `code` as loaded with `_ENV` bound to `env`, if this state loaded it.
     pub fn loaded(lua: &Lua, code: &Arc<[u8]>, env: &mlua::Table) -> Option<Shipped> {
         let cache = lua.app_data_ref::<ShipCache>()?;

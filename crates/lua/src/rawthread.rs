@@ -97,8 +97,7 @@ unsafe extern "C-unwind" fn watch(state: *mut lua_State) -> c_int {
         }
         let lua = self::state()?;
         let stage = current()?;
-        let code = ShipCache::code(&lua, ffi::lua_topointer(state, 2))?;
-        let shipped = ShipCache::loaded(&lua, &code, &stage.env)?;
+        let shipped = ShipCache::copy_of(&lua, ffi::lua_topointer(state, 2), &stage.env)?;
         (shipped.func.to_pointer() == ffi::lua_topointer(state, 3))
             .then(|| stage.register_plain(id, shipped))
     };

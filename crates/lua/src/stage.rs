@@ -76,9 +76,9 @@ pub struct Stage {
     pub progress: Progress,
     /// `thread.new` callbacks whose job has ended, with when they are removed (monotonic ms).
     expiring: RefCell<VecDeque<(u64, String)>>,
-    /// `thread.new` callbacks whose job has ended since the last batch was handled: set apart
-    /// after it (see [`Stage::retire_finished`]).
-    finished: RefCell<Vec<String>>,
+    /// How many of the last entries of `expiring` are callbacks of jobs that ended since the
+    /// last batch was handled: set apart after it (see [`Stage::retire_finished`]).
+    finished: Cell<usize>,
     /// The mailbox batch being handled, and where the run the fast path handles starts: a
     /// message whose handler an earlier one changed is taken from here (see
     /// [`Stage::deliver_from_batch`]).
@@ -102,21 +102,13 @@ pub enum StageCommand {
     Unregister(String),
     /// `stage.waitfor(name, v, ...)` in a job.
     SetArgs { name: String, args: Vec<Value> },
-    /// A `thread.new` job ended: its callback goes [`THREAD_CALLBACK_LINGER_MS`] later.
-    ThreadDone(String),
-}
-
-impl StageCommand {
-    /// Whether `command` must be carried out between the messages that came before and after
-    /// it. A job's end only schedules its callback's removal a second later: the messages
-    /// queued before it need not be handled first, so a stream of `thread.new` results is
-    /// still handled in batches.
-    pub fn keeps_order(command: &(dyn Any + Send)) -> bool {
-        !matches!(
-            command.downcast_ref::<StageCommand>(),
-            Some(StageCommand::ThreadDone(_))
-        )
-    }
+    /// A `thread.new` job ended, with the message of its return values to its callback when
+    /// it returned normally (one mailbox entry for both): the callback goes
+    /// [`THREAD_CALLBACK_LINGER_MS`] later.
+    ThreadDone {
+        callback: String,
+        last: Option<Message>,
+    },
 }
 
 /// How long a `thread.new` callback stays registered after its job ended (`runtime.md` §9.8).
@@ -139,7 +131,7 @@ impl Stage {
             counters,
             progress: Progress::default(),
             expiring: RefCell::new(VecDeque::new()),
-            finished: RefCell::new(Vec::new()),
+            finished: Cell::new(0),
             mail: RefCell::new(Vec::new()),
             mail_at: Cell::new(0),
             next_callback: Cell::new(fastrand::u64(..)),
@@ -157,26 +149,35 @@ impl Stage {
         self.origin.sender()
     }
 
-    /// Carries out a command from a job acting for this stage.
-    pub fn command(&self, lua: &Lua, command: Box<dyn Any + Send>) {
+    /// Carries out a command from a job acting for this stage, taken from the mailbox while
+    /// `mail` was being gathered: a registration change after the messages before it are
+    /// handled (they keep their order); a job's end adds its last message to `mail` and only
+    /// schedules its callback's removal a second later, so a stream of `thread.new` results is
+    /// still handled in batches.
+    pub fn take_command(&self, lua: &Lua, command: Box<dyn Any + Send>, mail: &mut Vec<Message>) {
         let Ok(command) = command.downcast::<StageCommand>() else {
             return tracing::error!(
                 "stage '{}': a command of an unknown kind was dropped",
                 self.origin.id.as_deref().unwrap_or("")
             );
         };
+        if let StageCommand::ThreadDone { callback, last } = *command {
+            mail.extend(last);
+            let at = self.now() + THREAD_CALLBACK_LINGER_MS;
+            self.expiring.borrow_mut().push_back((at, callback));
+            self.finished.set(self.finished.get() + 1);
+            return;
+        }
+        if !mail.is_empty() {
+            self.deliver_mail(lua, mail);
+        }
         let done = match *command {
             StageCommand::Register { name, code, args } => {
                 Shipped::load(lua, code, &self.env).and_then(|f| self.register(name, f, args))
             }
             StageCommand::Unregister(name) => self.unregister(&name).map(|_| ()),
             StageCommand::SetArgs { name, args } => self.set_args(&name, args).map(|_| ()),
-            StageCommand::ThreadDone(name) => {
-                let at = self.now() + THREAD_CALLBACK_LINGER_MS;
-                self.expiring.borrow_mut().push_back((at, name.clone()));
-                self.finished.borrow_mut().push(name);
-                Ok(())
-            }
+            StageCommand::ThreadDone { .. } => Ok(()),
         };
         if let Err(e) = done {
             report_error(lua, &e);
@@ -358,19 +359,19 @@ impl Stage {
 
     /// Sets the callbacks of the jobs that ended apart from the handlers in use (see
     /// [`Handlers::retire`]), and off the fast path. A job's end is taken from the mailbox
-    /// without waiting for the batch before it to be handled (see
-    /// [`StageCommand::keeps_order`]); its callback is set apart only after that batch, which
-    /// may hold the job's last values.
+    /// without waiting for the batch before it to be handled (see [`Stage::take_command`]);
+    /// its callback is set apart only after that batch, which holds the job's last values.
     pub fn retire_finished(&self, lua: &Lua) {
-        if self.finished.borrow().is_empty() {
+        let count = self.finished.replace(0);
+        if count == 0 {
             return;
         }
-        let finished = std::mem::take(&mut *self.finished.borrow_mut());
+        let expiring = self.expiring.borrow();
         let mut handlers = self.handlers.borrow_mut();
-        let plain: Vec<&str> = finished
-            .iter()
+        let plain: Vec<&str> = expiring
+            .range(expiring.len().saturating_sub(count)..)
+            .map(|(_, name)| name.as_str())
             .filter(|name| handlers.retire(name))
-            .map(String::as_str)
             .collect();
         drop(handlers);
         if plain.is_empty() {

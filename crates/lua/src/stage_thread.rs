@@ -8,7 +8,7 @@ use crate::fastpath::{FastPath, MAIL_BATCH};
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Stamp};
-use crate::stage::{report_error, Stage, StageCommand};
+use crate::stage::{report_error, Stage};
 use crate::state;
 use crate::worker::Origin;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -193,17 +193,12 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
     }
 }
 
-/// Adds a message from the mailbox to the batch `mail`, or carries out a command after the
-/// batch so far when it must keep its order with the messages.
+/// Adds a message from the mailbox to the batch `mail`, or takes a command (see
+/// [`Stage::take_command`]).
 fn take(lua: &Lua, stage: &Stage, inbound: Inbound, mail: &mut Vec<Message>) {
     match inbound {
         Inbound::Message(m) => mail.push(m),
-        Inbound::Control(command) => {
-            if !mail.is_empty() && StageCommand::keeps_order(&*command) {
-                stage.deliver_mail(lua, mail);
-            }
-            stage.command(lua, command);
-        }
+        Inbound::Control(command) => stage.take_command(lua, command, mail),
         Inbound::Wake => {}
     }
 }

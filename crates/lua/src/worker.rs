@@ -386,28 +386,33 @@ impl Worker {
             Ok(results) => results,
             Err(e) => {
                 report_error(lua, &e);
-                self.thread_done(job);
+                self.thread_done(job, None);
                 return None;
             }
         };
         if let Some(callback) = &job.thread {
-            let delivered = convert::to_args(lua, results.iter())
-                .and_then(|values| job.origin.deliver(callback, values));
-            if let Err(e) = delivered {
-                report_error(lua, &e);
+            let last = convert::to_args(lua, results.iter())
+                .map(|values| Message::new(job.origin.own_key(callback), values));
+            match last {
+                Ok(last) => self.thread_done(job, Some(last)),
+                Err(e) => {
+                    report_error(lua, &e);
+                    self.thread_done(job, None);
+                }
             }
-            self.thread_done(job);
             return None;
         }
         reschedule_delay(results.front(), "stage.submit job")
     }
 
-    fn thread_done(&self, job: &Job) {
+    /// Tells the origin that a `thread.new` job ended, with the message of its return values.
+    fn thread_done(&self, job: &Job, last: Option<Message>) {
         if let Some(callback) = &job.thread {
-            if let Err(e) = job
-                .origin
-                .command(StageCommand::ThreadDone(callback.clone()))
-            {
+            let done = StageCommand::ThreadDone {
+                callback: callback.clone(),
+                last,
+            };
+            if let Err(e) = job.origin.command(done) {
                 report_error(&self.lua, &e);
             }
         }
