@@ -333,7 +333,7 @@ stage.waitfor("bye", function () stage.exit() end)
 }
 
 #[test]
-fn a_full_job_queue_fails_thread_new_at_the_calling_line() {
+fn thread_new_and_waitfor_raise_their_errors_at_the_calling_line() {
     // One worker held by a long job and room for two jobs: the second thread.new of JOB (the
     // shortcut for a function shipped before) finds the queue full.
     let (lines, err) = run(
@@ -342,18 +342,30 @@ fn a_full_job_queue_fails_thread_new_at_the_calling_line() {
         r##"
 JOB = function () end
 stage.submit(0, function () local t = os.time() while os.time() - t < 1 do end end)
-thread.new(JOB)
+local h = thread.new(JOB)
 local ok, e = pcall(function ()
   local h = thread.new(JOB)
   return h
 end)
 print(ok, e)
+print(pcall(function ()
+  local h = thread.new(42)
+  return h
+end))
+print(pcall(function ()
+  local id = h.waitfor(print)
+  return id
+end))
 stage.exit()
 "##,
     );
     assert_eq!(
         lines,
-        ["false\tmain.lua:6: the job queue is full: 2 jobs are outstanding (#threads[1])"],
+        [
+            "false\tmain.lua:6: the job queue is full: 2 jobs are outstanding (#threads[1])",
+            "false\tmain.lua:11: thread.new(fn, ...): fn must be a function, not a integer",
+            "false\tmain.lua:15: Includes non-serialable data: a C function cannot be copied",
+        ],
         "{err}"
     );
 }
