@@ -97,15 +97,23 @@ impl ShipCache {
             .map(|(_, code)| code.clone())
     }
 
-    /// The function at `address` as shipped and loaded with `_ENV` bound to `env`, if this
-    /// state did both.
-    pub fn copy_of(lua: &Lua, address: *const c_void, env: &mlua::Table) -> Option<Shipped> {
+    /// The function at `address`, which this state shipped, and its bytecode.
+    pub fn dump_of(lua: &Lua, address: *const c_void) -> Option<(mlua::Function, Arc<[u8]>)> {
         let cache = lua.app_data_ref::<ShipCache>()?;
-        let (_, code) = cache.dumps.get(&(address as usize))?;
-        cache
-            .loads
-            .get(&load_key(code, env))
-            .map(|(_, s)| s.clone())
+        cache.dumps.get(&(address as usize)).cloned()
+    }
+
+    /// The function at `address`, which this state shipped, and its copy loaded with `_ENV`
+    /// bound to `env`, if this state loaded it.
+    pub fn copy_of(
+        lua: &Lua,
+        address: *const c_void,
+        env: &mlua::Table,
+    ) -> Option<(mlua::Function, Shipped)> {
+        let cache = lua.app_data_ref::<ShipCache>()?;
+        let (f, code) = cache.dumps.get(&(address as usize))?;
+        let (_, shipped) = cache.loads.get(&load_key(code, env))?;
+        Some((f.clone(), shipped.clone()))
     }
 
     /// `code` as loaded with `_ENV` bound to `env`, if this state loaded it.

@@ -9,18 +9,25 @@
 //! keeps the copy and puts it in the fast path's table). Anything else — a first use, other
 //! values, registration arguments — is left to the ordinary path, with identical results.
 
+use crate::api::thread::{submit, CallbackId};
 use crate::convert::{read_plain_args, read_string};
-use crate::handlers::ShipCache;
+use crate::handlers::{ShipCache, Shipped};
 use crate::rawsend::{current, failed};
 use crate::worker::JobFn;
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, WeakLua};
 use std::cell::RefCell;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
 
 thread_local! {
     /// The Lua state of this stage thread.
     static STATE: RefCell<Option<WeakLua>> = const { RefCell::new(None) };
+    /// The job function started last and its bytecode, and the callback registered last and
+    /// its copy: a stream of jobs uses the same ones, found here without the ship cache.
+    /// Each holds its function, so that the function's address stands for no other.
+    static LAST_JOB: RefCell<Option<Recent<Arc<[u8]>>>> = const { RefCell::new(None) };
+    static LAST_CALLBACK: RefCell<Option<Recent<Shipped>>> = const { RefCell::new(None) };
 }
 
 /// The C functions for `thread.new` handles, on this stage thread.
@@ -37,6 +44,8 @@ impl RawThread {
     /// Makes the functions for the stage of this thread, whose state `lua` is.
     pub fn new(lua: &Lua) -> mlua::Result<RawThread> {
         STATE.with(|s| *s.borrow_mut() = Some(lua.weak()));
+        LAST_JOB.with(|j| j.borrow_mut().take());
+        LAST_CALLBACK.with(|c| c.borrow_mut().take());
         // SAFETY: both functions only read their arguments and push one result (see below).
         unsafe {
             Ok(RawThread {
@@ -51,35 +60,60 @@ fn state() -> Option<Lua> {
     STATE.with(|s| s.borrow().as_ref().and_then(WeakLua::try_upgrade))
 }
 
-/// How long a callback id is (see [`crate::stage::Stage::fresh_callback_id`]).
-const ID_LEN: usize = 16;
+/// A function's address, the function (held, so that the address stands for no other) and
+/// what was found for it.
+struct Recent<T> {
+    address: *const c_void,
+    _function: mlua::Function,
+    value: T,
+}
+
+/// What `cache` holds for the function at `address`, or what `find` finds (then kept).
+fn recent<T: Clone>(
+    cache: &'static std::thread::LocalKey<RefCell<Option<Recent<T>>>>,
+    address: *const c_void,
+    find: impl FnOnce() -> Option<(mlua::Function, T)>,
+) -> Option<T> {
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        match &*c {
+            Some(r) if r.address == address => Some(r.value.clone()),
+            _ => {
+                let (function, value) = find()?;
+                *c = Some(Recent {
+                    address,
+                    _function: function,
+                    value: value.clone(),
+                });
+                Some(value)
+            }
+        }
+    })
+}
 
 /// `new_job(f, ...)` (see [`RawThread::new_job`]).
 ///
 /// Everything it calls on the state only reads values and raises no Lua error, and every Rust
 /// value it makes is dropped or stored before the result is pushed (pushing the id can raise
-/// a memory error, so the id is pushed from a copy on the stack).
+/// a memory error, so the id is pushed from a copy on the stack, [`CallbackId`]).
 unsafe extern "C-unwind" fn new_job(state: *mut lua_State) -> c_int {
-    let started = || -> Option<mlua::Result<([u8; ID_LEN], usize)>> {
+    let started = || -> Option<mlua::Result<CallbackId>> {
         if ffi::lua_type(state, 1) != ffi::LUA_TFUNCTION {
             return None;
         }
-        let code = ShipCache::code(&self::state()?, ffi::lua_topointer(state, 1))?;
+        let address = ffi::lua_topointer(state, 1);
+        let code = recent(&LAST_JOB, address, || {
+            ShipCache::dump_of(&self::state()?, address)
+        })?;
         let args = read_plain_args(state, 2)?;
         let stage = crate::api::Actor::Stage(current()?);
-        Some(
-            crate::api::thread::submit(&stage, JobFn::Code(code), args).map(|id| {
-                let mut copy = [0; ID_LEN];
-                let len = id.len().min(ID_LEN);
-                copy[..len].copy_from_slice(&id.as_bytes()[..len]);
-                (copy, len)
-            }),
-        )
+        Some(submit(&stage, JobFn::Code(code), args))
     };
     match started() {
         None => 0,
-        Some(Ok((id, len))) => {
-            ffi::lua_pushlstring(state, id.as_ptr().cast(), len);
+        Some(Ok(id)) => {
+            let id = id.as_bytes();
+            ffi::lua_pushlstring(state, id.as_ptr().cast(), id.len());
             1
         }
         Some(Err(e)) => failed(state, e),
@@ -95,9 +129,11 @@ unsafe extern "C-unwind" fn watch(state: *mut lua_State) -> c_int {
         {
             return None;
         }
-        let lua = self::state()?;
         let stage = current()?;
-        let shipped = ShipCache::copy_of(&lua, ffi::lua_topointer(state, 2), &stage.env)?;
+        let address = ffi::lua_topointer(state, 2);
+        let shipped = recent(&LAST_CALLBACK, address, || {
+            ShipCache::copy_of(&self::state()?, address, &stage.env)
+        })?;
         (shipped.func.to_pointer() == ffi::lua_topointer(state, 3))
             .then(|| stage.register_plain(id, shipped))
     };

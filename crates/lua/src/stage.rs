@@ -250,7 +250,7 @@ impl Stage {
         loop {
             let mut n = self.next_callback.get();
             self.next_callback.set(n.wrapping_add(1));
-            let mut id = [b'0'; 16];
+            let mut id = [b'0'; crate::api::thread::CallbackId::LEN];
             for c in id.iter_mut().rev() {
                 *c = ALPHABET[(n % 62) as usize];
                 n /= 62;

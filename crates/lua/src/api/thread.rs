@@ -159,24 +159,49 @@ fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaValue>
     let args = convert::to_transferable_args(lua, &args)?;
     let callback = submit(&actor, func, args)?;
     // Made outside the memory cap (see [`budget::uncapped`]).
-    budget::uncapped(lua, || lua.create_string(&callback)).map(LuaValue::String)
+    budget::uncapped(lua, || lua.create_string(callback.as_bytes())).map(LuaValue::String)
 }
 
 /// Submits the `thread.new` job `func(args...)` of `actor`; returns its callback id.
-pub(crate) fn submit(actor: &Actor, func: JobFn, args: Args) -> mlua::Result<String> {
+pub(crate) fn submit(actor: &Actor, func: JobFn, args: Args) -> mlua::Result<CallbackId> {
     let callback = match actor {
         Actor::Stage(stage) => stage.fresh_callback_id(),
-        Actor::Job(_) => fresh_name(16, |_| false),
+        Actor::Job(_) => fresh_name(CallbackId::LEN, |_| false),
     };
+    let id = CallbackId::of(&callback);
     let job = Job {
         key: 0,
         func,
         args,
         origin: actor.origin().clone(),
-        thread: Some(callback.clone()),
+        thread: Some(callback),
     };
     actor.process().submit(job)?;
-    Ok(callback)
+    Ok(id)
+}
+
+/// A callback id as a value on the stack (ids are 16 letters and digits).
+#[derive(Clone, Copy)]
+pub(crate) struct CallbackId {
+    bytes: [u8; CallbackId::LEN],
+    len: usize,
+}
+
+impl CallbackId {
+    /// How long the ids made for callbacks are.
+    pub const LEN: usize = 16;
+
+    fn of(id: &str) -> CallbackId {
+        let mut bytes = [0; CallbackId::LEN];
+        let len = id.len().min(CallbackId::LEN);
+        bytes[..len].copy_from_slice(&id.as_bytes()[..len]);
+        CallbackId { bytes, len }
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// `thread.signal(v...)` inside a `thread.new` job.
