@@ -35,8 +35,9 @@ pub struct RawThread {
     /// `new_job(f, ...)`: the callback id of the job started, `false` when starting it failed
     /// (`failure()` tells why), nothing when the ordinary path is to start it.
     pub new_job: mlua::Function,
-    /// `watch(id, cb, copy)`: `true` when `copy`, the plain copy `cb` was registered as before,
-    /// is now the callback of handle `id`; nothing when the ordinary path is to register it.
+    /// `watch(id, cb, copy, ...)`: `true` when `copy`, the plain copy `cb` was registered as
+    /// before, is now the callback of handle `id`; nothing when the ordinary path is to
+    /// register it (also when registration arguments follow).
     pub watch: mlua::Function,
 }
 
@@ -120,11 +121,12 @@ unsafe extern "C-unwind" fn new_job(state: *mut lua_State) -> c_int {
     }
 }
 
-/// `watch(id, cb, copy)` (see [`RawThread::watch`]).
+/// `watch(id, cb, copy, ...)` (see [`RawThread::watch`]).
 unsafe extern "C-unwind" fn watch(state: *mut lua_State) -> c_int {
     let watched = || -> Option<bool> {
         let id = std::str::from_utf8(read_string(state, 1)?).ok()?;
-        if ffi::lua_type(state, 2) != ffi::LUA_TFUNCTION
+        if ffi::lua_gettop(state) != 3
+            || ffi::lua_type(state, 2) != ffi::LUA_TFUNCTION
             || ffi::lua_type(state, 3) != ffi::LUA_TFUNCTION
         {
             return None;

@@ -292,10 +292,15 @@ stage.waitfor("ended", function ()
   stage.signal(IDS[2], "again")
   HANDLES[3].waitfor(nil)
   stage.signal(IDS[3], "gone")
-  -- Registration arguments and values that are not plain data take the ordinary path.
-  thread.new(JOB, 5).waitfor(function (tag, v) print("args", tag, v) end, "tag")
-  thread.new(function (t) return #t, t.k end, { 1, 2, k = "v" }).waitfor(CB2)
+  -- Registration arguments (also for a callback registered before without) and values that
+  -- are not plain data take the ordinary path.
+  thread.new(JOB, 5).waitfor(ARGS)
 end)
+ARGS = function (tag, v)
+  print("args", tag, v)
+  if tag == 50 then thread.new(JOB, 6).waitfor(ARGS, "tag") return end
+  thread.new(function (t) return #t, t.k end, { 1, 2, k = "v" }).waitfor(CB2)
+end
 CB2 = function (n, k)
   print("table", n, k, stage.waitfor(IDS[3]) == nil)
   stage.addtask(1500, function ()
@@ -324,7 +329,8 @@ stage.waitfor("bye", function () stage.exit() end)
             "distinct ids\t4",
             "cb\tagain\ttrue",
             "replaced\tagain\ttrue",
-            "args\ttag\t50",
+            "args\t50\tnil",
+            "args\ttag\t60",
             "table\t2\tv\ttrue",
             "callbacks left after 1.5 s\t0",
         ],

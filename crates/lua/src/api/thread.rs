@@ -61,7 +61,7 @@ local function handle(id)
   return setmetatable({ waitfor = function (cb, ...)
     if cb == ASK_ID then return id end
     local copy = copies[cb]
-    if copy and select("#", ...) == 0 and watch(id, cb, copy) then
+    if copy and watch(id, cb, copy, ...) then
       plain[id] = copy
       return id
     end
