@@ -102,13 +102,14 @@ pub enum StageCommand {
     Unregister(String),
     /// `stage.waitfor(name, v, ...)` in a job.
     SetArgs { name: String, args: Vec<Value> },
-    /// A `thread.new` job ended, with the message of its return values to its callback when
-    /// it returned normally (one mailbox entry for both): the callback goes
-    /// [`THREAD_CALLBACK_LINGER_MS`] later.
-    ThreadDone {
-        callback: String,
-        last: Option<Message>,
-    },
+}
+
+/// A `thread.new` job ended, with the message of its return values to its callback when it
+/// returned normally (one mailbox entry for both): the callback goes
+/// [`THREAD_CALLBACK_LINGER_MS`] later.
+pub struct ThreadDone {
+    pub callback: String,
+    pub last: Option<Message>,
 }
 
 /// How long a `thread.new` callback stays registered after its job ended (`runtime.md` §9.8).
@@ -151,23 +152,27 @@ impl Stage {
 
     /// Carries out a command from a job acting for this stage, taken from the mailbox while
     /// `mail` was being gathered: a registration change after the messages before it are
-    /// handled (they keep their order); a job's end adds its last message to `mail` and only
-    /// schedules its callback's removal a second later, so a stream of `thread.new` results is
-    /// still handled in batches.
+    /// handled (they keep their order); a job's end ([`ThreadDone`]) adds its last message to
+    /// `mail` and only schedules its callback's removal a second later, so a stream of
+    /// `thread.new` results is still handled in batches.
     pub fn take_command(&self, lua: &Lua, command: Box<dyn Any + Send>, mail: &mut Vec<Message>) {
+        let command = match command.downcast::<ThreadDone>() {
+            Ok(done) => {
+                let ThreadDone { callback, last } = *done;
+                mail.extend(last);
+                let at = self.now() + THREAD_CALLBACK_LINGER_MS;
+                self.expiring.borrow_mut().push_back((at, callback));
+                self.finished.set(self.finished.get() + 1);
+                return;
+            }
+            Err(other) => other,
+        };
         let Ok(command) = command.downcast::<StageCommand>() else {
             return tracing::error!(
                 "stage '{}': a command of an unknown kind was dropped",
                 self.origin.id.as_deref().unwrap_or("")
             );
         };
-        if let StageCommand::ThreadDone { callback, last } = *command {
-            mail.extend(last);
-            let at = self.now() + THREAD_CALLBACK_LINGER_MS;
-            self.expiring.borrow_mut().push_back((at, callback));
-            self.finished.set(self.finished.get() + 1);
-            return;
-        }
         if !mail.is_empty() {
             self.deliver_mail(lua, mail);
         }
@@ -177,7 +182,6 @@ impl Stage {
             }
             StageCommand::Unregister(name) => self.unregister(&name).map(|_| ()),
             StageCommand::SetArgs { name, args } => self.set_args(&name, args).map(|_| ()),
-            StageCommand::ThreadDone { .. } => Ok(()),
         };
         if let Err(e) = done {
             report_error(lua, &e);

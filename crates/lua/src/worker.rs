@@ -14,7 +14,7 @@ use crate::convert;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
-use crate::stage::{report_error, reschedule_delay, StageCommand};
+use crate::stage::{report_error, reschedule_delay, StageCommand, ThreadDone};
 use crate::state;
 use crossbeam_channel::Receiver;
 use mlua::{Lua, MultiValue, Value as LuaValue};
@@ -408,11 +408,12 @@ impl Worker {
     /// Tells the origin that a `thread.new` job ended, with the message of its return values.
     fn thread_done(&self, job: &Job, last: Option<Message>) {
         if let Some(callback) = &job.thread {
-            let done = StageCommand::ThreadDone {
+            let done = ThreadDone {
                 callback: callback.clone(),
                 last,
             };
-            if let Err(e) = job.origin.command(done) {
+            let sent = job.origin.mailbox.control(Box::new(done));
+            if let Err(e) = sent.map_err(mlua::Error::external) {
                 report_error(&self.lua, &e);
             }
         }
