@@ -340,14 +340,14 @@ stage.waitfor("bye", function () stage.exit() end)
 
 #[test]
 fn thread_new_and_waitfor_raise_their_errors_at_the_calling_line() {
-    // One worker held by a long job and room for two jobs: the second thread.new of JOB (the
-    // shortcut for a function shipped before) finds the queue full.
+    // One worker held by a job until the script is done, and room for two jobs: the second
+    // thread.new of JOB (the shortcut for a function shipped before) finds the queue full.
     let (lines, err) = run(
         "[1, 2]",
         "{}",
         r##"
 JOB = function () end
-stage.submit(0, function () local t = os.time() while os.time() - t < 1 do end end)
+stage.submit(0, function () while not __.done do end end)
 local h = thread.new(JOB)
 local ok, e = pcall(function ()
   local h = thread.new(JOB)
@@ -362,6 +362,7 @@ print(pcall(function ()
   local id = h.waitfor(print)
   return id
 end))
+__("done", function () return true end)
 stage.exit()
 "##,
     );
