@@ -67,6 +67,23 @@ pub fn outcome(lua: &Lua, result: mlua::Result<MultiValue>) -> mlua::Result<(boo
     })
 }
 
+/// See [`check`].
+const CHECK: &str = r#"
+local error = error
+return function (ok, ...)
+  if ok then return ... end
+  local message, locate = ...
+  error(message, locate and 2 or 0)
+end
+"#;
+
+/// The Lua function that takes an [`outcome`] and returns its results, or raises its error: at
+/// the line that called the API function when the outcome says so, for Lua code that calls it
+/// in tail position (the fast path, `thread.new` handles).
+pub fn check(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.load(CHECK).set_name("=stage").call(())
+}
+
 const WRAPPER: &str = r#"
 local describe, pcall, error = ...
 local function check(ok, ...)

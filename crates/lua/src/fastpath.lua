@@ -16,11 +16,7 @@ local send_plain, reply_plain, failure = more[4], more[5], more[6]
 -- The results of raw_signal, raw_reply and failure, which return `true` and their results, or
 -- `false`, an error message and whether it is to be located at the calling line (errors.rs).
 -- Called in tail position from signal, so that level 2 is the line that called stage.signal.
-local function check(ok, ...)
-  if ok then return ... end
-  local message, locate = ...
-  error(message, locate and 2 or 0)
-end
+local check = more[7]
 -- Plain handlers by name: no registration arguments, no captured upvalues, no '=' in the name.
 local H = {}
 -- Parsed targets: kind and message id, cleared when it grows large.

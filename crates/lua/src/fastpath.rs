@@ -265,7 +265,8 @@ impl FastPath {
         more.raw_set(3, mail_reply)?;
         more.raw_set(4, raw.send)?;
         more.raw_set(5, raw.reply)?;
-        more.raw_set(6, raw.failure)?;
+        more.raw_set(6, &raw.failure)?;
+        more.raw_set(7, crate::errors::check(lua)?)?;
         type Parts = (
             Table,
             Function,
@@ -291,7 +292,7 @@ impl FastPath {
                 error_text,
                 stage.process.limits.mailbox,
                 stage.process.limits.message_bytes,
-                &more,
+                more,
             ))?;
         stage_table.set("signal", signal)?;
         let threads = crate::rawthread::RawThread::new(lua)?;
@@ -299,7 +300,7 @@ impl FastPath {
             new_job: &threads.new_job,
             watch: &threads.watch,
             plain: &plain,
-            failure: &more.raw_get::<Function>(6)?,
+            failure: &raw.failure,
         };
         crate::api::thread::install_new(lua, &globals.get("thread")?, Some(fast))?;
         Ok(FastPath {

@@ -110,10 +110,8 @@ impl ShipCache {
         address: *const c_void,
         env: &mlua::Table,
     ) -> Option<(mlua::Function, Shipped)> {
-        let cache = lua.app_data_ref::<ShipCache>()?;
-        let (f, code) = cache.dumps.get(&(address as usize))?;
-        let (_, shipped) = cache.loads.get(&load_key(code, env))?;
-        Some((f.clone(), shipped.clone()))
+        let (f, code) = ShipCache::dump_of(lua, address)?;
+        Some((f, ShipCache::loaded(lua, &code, env)?))
     }
 
     /// `code` as loaded with `_ENV` bound to `env`, if this state loaded it.

@@ -14,7 +14,7 @@ use crate::convert;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
-use crate::stage::{report_error, reschedule_delay, StageCommand, ThreadDone};
+use crate::stage::{report_error, reschedule_delay, ThreadDone};
 use crate::state;
 use crossbeam_channel::Receiver;
 use mlua::{Lua, MultiValue, Value as LuaValue};
@@ -66,8 +66,9 @@ impl Origin {
         }
     }
 
-    /// Queues a command for the origin's stage thread.
-    pub fn command(&self, command: StageCommand) -> mlua::Result<()> {
+    /// Queues a command for the origin's stage thread: a [`crate::stage::StageCommand`] or a
+    /// job's end ([`ThreadDone`]).
+    pub fn command(&self, command: impl std::any::Any + Send) -> mlua::Result<()> {
         self.mailbox
             .control(Box::new(command))
             .map_err(mlua::Error::external)
@@ -412,8 +413,7 @@ impl Worker {
                 callback: callback.clone(),
                 last,
             };
-            let sent = job.origin.mailbox.control(Box::new(done));
-            if let Err(e) = sent.map_err(mlua::Error::external) {
+            if let Err(e) = job.origin.command(done) {
                 report_error(&self.lua, &e);
             }
         }

@@ -40,13 +40,8 @@ pub fn tick() -> f64 {
 /// [`handle_waitfor`]. The functions raise their errors at the caller's line themselves, so
 /// they are not wrapped like the other API functions.
 const HANDLES: &str = r##"
-local slow_new, slow_watch, thread, new_job, watch, plain, failure = ...
-local error, select, type, setmetatable = error, select, type, setmetatable
-local function check(ok, ...)
-  if ok then return ... end
-  local message, locate = ...
-  error(message, locate and 2 or 0)
-end
+local check, slow_new, slow_watch, thread, new_job, watch, plain, failure = ...
+local select, type, setmetatable = select, type, setmetatable
 -- h.waitfor(ASK_ID) returns the id and does nothing else (for tostring).
 local ASK_ID = {}
 local meta = {
@@ -122,6 +117,7 @@ pub fn install_new(lua: &Lua, thread: &Table, fast: Option<FastThreads>) -> mlua
         )
     })?;
     let new: mlua::Function = lua.load(HANDLES).set_name("=thread").call((
+        crate::errors::check(lua)?,
         slow_new,
         slow_watch,
         thread.clone(),
