@@ -27,6 +27,15 @@ fn describe(error: &mlua::Error) -> (String, bool) {
     }
 }
 
+/// The type name of a value as Lua's `type` gives it: integers and floats are both `number`
+/// (`mlua` says `integer` for the former).
+pub fn type_name(v: &LuaValue) -> &'static str {
+    match v {
+        LuaValue::Integer(_) | LuaValue::Number(_) => "number",
+        other => other.type_name(),
+    }
+}
+
 /// The message of an error as a script sees it (no traceback).
 pub fn message(error: &mlua::Error) -> String {
     describe(error).0

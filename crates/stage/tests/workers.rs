@@ -176,7 +176,7 @@ stage.waitfor("last", function () stage.exit() end)
     assert_eq!(
         out.lines(),
         [
-            "false\tUnsupported data types: stage.submit runs a function or a script name, got integer",
+            "false\tUnsupported data types: stage.submit runs a function or a script name, got number",
             "false\tUnsupported data types: stage.submit runs a function or a script name, got table",
             "false\tIncludes non-serialable data: a thread cannot be stored or copied to another thread",
             "false\tThread is not in use",
@@ -370,7 +370,7 @@ stage.exit()
         lines,
         [
             "false\tmain.lua:6: the job queue is full: 2 jobs are outstanding (#threads[1])",
-            "false\tmain.lua:11: thread.new(fn, ...): fn must be a function, not a integer",
+            "false\tmain.lua:11: thread.new(fn, ...): fn must be a function, not a number",
             "false\tmain.lua:15: Includes non-serialable data: a C function cannot be copied",
         ],
         "{err}"

@@ -6,6 +6,7 @@
 
 use super::current_process;
 use crate::bundle::json::{json_to_lua, parse_json};
+use crate::errors;
 use mlua::{Lua, Table, Value as LuaValue};
 
 /// Creates the `process` object.
@@ -94,7 +95,7 @@ fn write(lua: &Lua, key: &str, value: LuaValue) -> mlua::Result<()> {
             other => {
                 return Err(mlua::Error::runtime(format!(
                     "process['${name}'] = v: v must be JSON text, got a {}",
-                    other.type_name()
+                    errors::type_name(other)
                 )))
             }
         };

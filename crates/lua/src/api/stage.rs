@@ -3,6 +3,7 @@
 
 use super::{current_process, current_sandbox, current_stage, wall_ms, Actor};
 use crate::convert;
+use crate::errors;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Script};
@@ -93,7 +94,7 @@ fn waitfor(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         }
         other => Err(mlua::Error::runtime(format!(
             "stage.waitfor: expected a name, a function or a length, got a {}",
-            other.type_name()
+            errors::type_name(&other)
         ))),
     }
 }
@@ -524,7 +525,7 @@ fn addtask(lua: &Lua, args: MultiValue) -> mlua::Result<MultiValue> {
         other => {
             return Err(mlua::Error::runtime(format!(
                 "stage.addtask: expected a delay, a function or a task handle, got a {}",
-                other.type_name()
+                errors::type_name(&other)
             )))
         }
     };
@@ -608,7 +609,7 @@ fn once(lua: &Lua, (key, f): (LuaValue, LuaValue)) -> mlua::Result<()> {
         }
         other => Err(mlua::Error::runtime(format!(
             "stage.once(key, fn): expected a function or nil, got a {}",
-            other.type_name()
+            errors::type_name(&other)
         ))),
     }
 }
@@ -790,7 +791,7 @@ fn submit(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         other => {
             return Err(mlua::Error::runtime(format!(
                 "Unsupported data types: stage.submit runs a function or a script name, got {}",
-                other.map_or("nil", |v| v.type_name())
+                other.map_or("nil", |v| errors::type_name(&v))
             )))
         }
     };

@@ -11,6 +11,7 @@ use super::stage::{copy_all, fresh_name, job_function};
 use super::Actor;
 use crate::budget;
 use crate::convert;
+use crate::errors;
 use crate::worker::{Job, JobFn, JobScope};
 use mlua::{Lua, LuaString, MultiValue, Table, Value as LuaValue};
 use stage_core::Args;
@@ -147,7 +148,7 @@ fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaValue>
     let LuaValue::Function(f) = f else {
         return Err(mlua::Error::runtime(format!(
             "thread.new(fn, ...): fn must be a function, not a {}",
-            f.type_name()
+            errors::type_name(&f)
         )));
     };
     let args: Vec<LuaValue> = args.into_iter().collect();

@@ -4,8 +4,9 @@
 //! depth checks, functions as bytecode) and encoded with [`stage_core::bson`]; decoded functions
 //! are loaded with the state's globals as their environment.
 
-use super::{bad_argument, error, first_result, type_name};
+use super::{bad_argument, error, first_result};
 use crate::convert::{from_value, to_value};
+use crate::errors::type_name;
 use mlua::{Lua, MultiValue, Value};
 use stage_core::bson::{decode_document, encode_document};
 

@@ -14,7 +14,8 @@
 //! closed up, the keys themselves are not kept); with no keys `{}`; otherwise objects whose
 //! integer and other non-string keys are stringified (`1`, `1.5`, `true`).
 
-use super::{bad_argument, error, first_result, type_name};
+use super::{bad_argument, error, first_result};
+use crate::errors::type_name;
 use mlua::{Lua, MultiValue, Value};
 use serde_json::{Map, Number, Value as Json};
 use std::collections::HashSet;

@@ -10,6 +10,7 @@ mod proxy;
 mod random;
 mod viewof;
 
+use crate::errors::type_name;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 /// Creates the `bundle` table with its five functions.
@@ -26,14 +27,6 @@ pub fn install(lua: &Lua) -> mlua::Result<Table> {
 /// A Lua error `bundle.<name>: <message>`.
 fn error(name: &str, message: impl std::fmt::Display) -> mlua::Error {
     mlua::Error::runtime(format!("bundle.{name}: {message}"))
-}
-
-/// The Lua type name of a value, as `type` gives it (integers and floats are both `number`).
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Integer(_) | Value::Number(_) => "number",
-        other => other.type_name(),
-    }
 }
 
 /// The error for an argument of the wrong type.

@@ -17,7 +17,8 @@
 //! value that is not a number counts as nil, so every threshold `≤ new` is crossed.
 //! `pairs(proxy)` iterates over a snapshot of `t`'s entries taken when `pairs` is called.
 
-use super::{bad_argument, error, type_name};
+use super::{bad_argument, error};
+use crate::errors::type_name;
 use mlua::{
     AnyUserData, Function, Lua, MetaMethod, MultiValue, ObjectLike, Table, UserData,
     UserDataMethods, Value,
