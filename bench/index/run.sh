@@ -4,7 +4,9 @@
 #          messages of 500, then rank lookups and top-100 queries, 16 messages in flight);
 #   Redis: Debian's redis-server on 127.0.0.1 (free port, no persistence), the same 1,000,000
 #          members loaded with ZADDs of 500 (redis-cli --pipe), then redis-benchmark with 16
-#          clients pipelining 500 commands each for ZADD, ZREVRANK and ZREVRANGE 0 99.
+#          clients pipelining 500 commands each for ZADD, ZREVRANK and ZREVRANGE 0 99, the
+#          last also WITHSCORES: a forEach entry carries its score (and rank), so that is the
+#          Redis reply with the same content.
 # Memory: the node's RSS growth while loading vs Redis's used_memory growth for the same data.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -75,12 +77,14 @@ bench() { # requests, command...: prints requests per second
 R_ZADD=$(bench 1000000 zadd bench __rand_int__ user__rand_int__)
 R_RANK=$(bench 1000000 zrevrank bench user__rand_int__)
 R_TOP=$(bench 100000 zrevrange bench 0 99)
+R_TOP_SCORES=$(bench 100000 zrevrange bench 0 99 withscores)
 
 # ---- side by side ----
 printf '\n%-30s %16s %16s\n' "1,000,000 IDs" "stage" "Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)"
 printf '%-30s %16.0f %16.0f\n' "set / ZADD  (ops/s)" "$(stage_rate set)" "$R_ZADD"
 printf '%-30s %16.0f %16.0f\n' "rank / ZREVRANK  (ops/s)" "$(stage_rate rank)" "$R_RANK"
 printf '%-30s %16.0f %16.0f\n' "top-100 / ZREVRANGE 0 99 (/s)" "$(stage_rate top100)" "$R_TOP"
+printf '%-30s %16s %16.0f\n' "  ... WITHSCORES (/s)" "" "$R_TOP_SCORES"
 printf '%-30s %13.1f MB %13.1f MB   (stage: RSS growth; Redis: used_memory growth)\n' \
   "memory for the 1 M IDs" "$(((RSS_LOADED - RSS_START) * 1024))e-6" "$((MEM_LOADED - MEM_START))e-6"
 printf '%-30s %13.1f MB %13.1f MB   (whole process RSS)\n' "RSS after loading" \

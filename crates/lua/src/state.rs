@@ -6,6 +6,7 @@ use crate::errors;
 use crate::handlers::{ShipCache, WarnedPrototypes};
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
+use mlua::prelude::{LuaGcGenParams, LuaGcMode};
 use mlua::{Lua, LuaOptions, StdLib};
 use std::path::Path;
 use std::rc::Rc;
@@ -15,6 +16,9 @@ use std::sync::Arc;
 /// before `%preload`; the process and the sandbox are in its app data.
 pub fn new_state(process: &Arc<ProcessContext>) -> mlua::Result<(Lua, Rc<Sandbox>)> {
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::new())?;
+    // Handlers mostly make short-lived tables (messages, replies): the generational collector
+    // frees them in minor collections without traversing the state's long-lived data.
+    lua.gc_set_mode(LuaGcMode::Generational(LuaGcGenParams::default()));
     let store = process.store.clone();
     lua.set_app_data(WarnedPrototypes::default());
     lua.set_app_data(ShipCache::default());
