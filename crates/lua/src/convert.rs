@@ -8,6 +8,7 @@
 //! the upvalue named `_ENV` bound to the destination's environment and every other upvalue nil
 //! (decision 8).
 
+use crate::recent_strings::{self, RecentStrings};
 use mlua::{Lua, Value as LuaValue};
 use stage_core::{Key, Table, Value};
 use std::collections::HashSet;
@@ -444,13 +445,16 @@ fn table_with_functions(lua: &Lua, t: &Table, env: &mlua::Table) -> mlua::Result
 /// [`table_with_functions`]), which is rare, so the table is not searched beforehand.
 fn push_plain_table(lua: &Lua, t: &Table) -> mlua::Result<Option<LuaValue>> {
     let mut plain = true;
-    // SAFETY: `TableBuilder` only pushes values, sets fields of tables it created and reads
-    // its own cache table; a Lua error there (out of memory, stack overflow) unwinds only
-    // frames that own nothing (the builder holds no heap data), and is returned by `exec_raw`
-    // as an error. It leaves exactly one value on the stack.
+    // A finalizer run by the collector while the table is built may build a table itself: that
+    // one does without the recent strings.
+    let mut recent = lua.try_app_data_mut::<RecentStrings>().ok().flatten();
+    // SAFETY: `TableBuilder` only pushes values, sets fields of tables it created and reads and
+    // sets entries of its own cache tables; a Lua error there (out of memory, stack overflow)
+    // unwinds only frames that own nothing (the builder holds no heap data), and is returned by
+    // `exec_raw` as an error. It leaves exactly one value on the stack.
     let built = unsafe {
         lua.exec_raw::<LuaValue>((), |state| {
-            plain = TableBuilder::new(state).build(t);
+            plain = TableBuilder::new(state, recent.as_deref_mut()).build(t);
         })?
     };
     Ok(plain.then_some(built))
@@ -462,39 +466,57 @@ const CACHED_NAMES: usize = 16;
 /// Builds Lua tables from [`Table`]s of plain values. Field names repeat across the rows of
 /// a reply (`k`, `i`, `d` in every entry of an index range), so each distinct short name is
 /// interned once per build and reused from a cache table instead of being hashed and looked
-/// up in the state's string table for every row.
-struct TableBuilder<'t> {
+/// up in the state's string table for every row. Short string values come from the state's
+/// [`RecentStrings`].
+struct TableBuilder<'t, 'r> {
     state: *mut mlua::ffi::lua_State,
+    /// Stack index of the first value the builder pushed: where the built table ends up.
+    base: i32,
     /// Stack index of the cache table; names[i] is its entry i + 1, for i < cached.
     cache: i32,
     names: [&'t [u8]; CACHED_NAMES],
     cached: usize,
+    /// The recent strings and the stack index of their table.
+    recent: Option<(&'r mut RecentStrings, i32)>,
 }
 
-impl<'t> TableBuilder<'t> {
+impl<'t, 'r> TableBuilder<'t, 'r> {
     /// How long a cached name may be.
     const NAME_BYTES: usize = 24;
 
-    unsafe fn new(state: *mut mlua::ffi::lua_State) -> TableBuilder<'t> {
-        mlua::ffi::luaL_checkstack(state, 2, std::ptr::null());
-        mlua::ffi::lua_createtable(state, CACHED_NAMES as i32, 0);
+    unsafe fn new(
+        state: *mut mlua::ffi::lua_State,
+        recent: Option<&'r mut RecentStrings>,
+    ) -> TableBuilder<'t, 'r> {
+        use mlua::ffi;
+        ffi::luaL_checkstack(state, 3, std::ptr::null());
+        let base = ffi::lua_gettop(state) + 1;
+        let recent = recent.map(|r| {
+            r.push_table(state);
+            (r, ffi::lua_gettop(state))
+        });
+        ffi::lua_createtable(state, CACHED_NAMES as i32, 0);
         TableBuilder {
             state,
-            cache: mlua::ffi::lua_gettop(state),
+            base,
+            cache: ffi::lua_gettop(state),
             names: [&[]; CACHED_NAMES],
             cached: 0,
+            recent,
         }
     }
 
-    /// Leaves the table built from `t` where the cache was; on a function, nil and `false`.
+    /// Leaves the table built from `t` in place of the values the builder pushed; on a
+    /// function, nil and `false`.
     unsafe fn build(mut self, t: &'t Table) -> bool {
+        use mlua::ffi;
         let plain = self.push_table(t);
-        if plain {
-            mlua::ffi::lua_replace(self.state, self.cache);
-        } else {
-            mlua::ffi::lua_settop(self.state, self.cache - 1);
-            mlua::ffi::lua_pushnil(self.state);
+        if !plain {
+            ffi::lua_settop(self.state, self.cache);
+            ffi::lua_pushnil(self.state);
         }
+        ffi::lua_replace(self.state, self.base);
+        ffi::lua_settop(self.state, self.base);
         plain
     }
 
@@ -540,9 +562,14 @@ impl<'t> TableBuilder<'t> {
             Value::Bool(b) => ffi::lua_pushboolean(state, i32::from(*b)),
             Value::Int(i) => ffi::lua_pushinteger(state, *i),
             Value::Float(f) => ffi::lua_pushnumber(state, *f),
-            Value::Str(s) => {
-                ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
-            }
+            Value::Str(s) => match &mut self.recent {
+                Some((recent, table)) if s.len() <= recent_strings::MAX_LEN => {
+                    recent.push(state, *table, s)
+                }
+                _ => {
+                    ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+                }
+            },
             Value::Table(t) => return self.push_table(t),
         }
         true
@@ -552,7 +579,10 @@ impl<'t> TableBuilder<'t> {
     unsafe fn push_name(&mut self, name: &'t [u8]) {
         use mlua::ffi;
         let state = self.state;
-        if let Some(at) = self.names[..self.cached].iter().position(|n| *n == name) {
+        if let Some(at) = self.names[..self.cached]
+            .iter()
+            .position(|n| same_short(n, name))
+        {
             ffi::lua_rawgeti(state, self.cache, at as i64 + 1);
             return;
         }
@@ -564,6 +594,12 @@ impl<'t> TableBuilder<'t> {
             ffi::lua_rawseti(state, self.cache, self.cached as i64);
         }
     }
+}
+
+/// Whether two field names are equal. A byte loop: names are a few bytes long, and `memcmp` (what
+/// slice equality calls) was the largest single cost of building an index reply.
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// Builds the Lua values of an argument list.

@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod process;
 mod rawsend;
 mod rawthread;
+mod recent_strings;
 pub mod sandbox;
 pub mod scripts;
 pub mod stage;

@@ -5,6 +5,7 @@ use crate::api;
 use crate::errors;
 use crate::handlers::{ShipCache, WarnedPrototypes};
 use crate::process::ProcessContext;
+use crate::recent_strings::RecentStrings;
 use crate::sandbox::Sandbox;
 use mlua::prelude::{LuaGcGenParams, LuaGcMode};
 use mlua::{Lua, LuaOptions, StdLib};
@@ -22,6 +23,7 @@ pub fn new_state(process: &Arc<ProcessContext>) -> mlua::Result<(Lua, Rc<Sandbox
     let store = process.store.clone();
     lua.set_app_data(WarnedPrototypes::default());
     lua.set_app_data(ShipCache::default());
+    lua.set_app_data(RecentStrings::new(&lua)?);
     lua.set_app_data(process.clone());
     let globals = lua.globals();
     globals.set("print", lua.create_function(api::logger::print)?)?;
