@@ -511,3 +511,42 @@ stage.signal("rank:s?q=stored", { Z = { i = 9 } })
     // No "dir": the files are in the application directory itself.
     assert!(app.path().join("q.0000000001.log").is_file());
 }
+
+/// Replies build their short strings from a per-state cache of recent strings: entries read
+/// again and again must still follow every change of IDs and values at their ranks.
+#[test]
+fn a_ranking_read_again_and_again_follows_every_change() {
+    let top3 = r#"{[1]={d=1,i=5,k="A",v="a"},[2]={d=2,i=4,k="B",v="b"},[3]={d=3,i=3,k="C"}}"#;
+    let app = app(
+        "rank",
+        "{}",
+        r##"
+step("rank:s?t=cb", { A = { i = 5, v = "a" } })
+step("rank:s?t=cb", { B = { i = 4, v = "b" } })
+step("rank:s?t=cb", { C = { i = 3 } })
+for _ = 1, 3 do step("rank:f?t=cb", { 1, 3 }) end
+step("rank:s?t=cb", { D = { i = 9, v = "a" } })
+step("rank:s?t=cb", { A = { v = "z" } })
+step("rank:f?t=cb", { 1, 3 })
+step("rank:d?t/=cb", "B")
+step("rank:f?t=cb", { 1, 3 })
+go()
+"##,
+    );
+    expect(
+        &app,
+        &[
+            "rank:s?t=cb {A=1}",
+            "rank:s?t=cb {B=2}",
+            "rank:s?t=cb {C=3}",
+            &format!("rank:f?t=cb {top3}"),
+            &format!("rank:f?t=cb {top3}"),
+            &format!("rank:f?t=cb {top3}"),
+            "rank:s?t=cb {D=1}",
+            "rank:s?t=cb {A=-1}",
+            r#"rank:f?t=cb {[1]={d=1,i=9,k="D",v="a"},[2]={d=2,i=5,k="A",v="z"},[3]={d=3,i=4,k="B",v="b"}}"#,
+            "rank:d?t/=cb {B=true}",
+            r#"rank:f?t=cb {[1]={d=1,i=9,k="D",v="a"},[2]={d=2,i=5,k="A",v="z"},[3]={d=3,i=3,k="C"}}"#,
+        ],
+    );
+}
