@@ -449,7 +449,7 @@ fn push_plain_table(lua: &Lua, t: &Table) -> mlua::Result<Option<LuaValue>> {
     // one does without the recent strings.
     let mut recent = lua.try_app_data_mut::<RecentStrings>().ok().flatten();
     // SAFETY: `TableBuilder` only pushes values, sets fields of tables it created and reads and
-    // sets entries of its own cache tables; a Lua error there (out of memory, stack overflow)
+    // sets entries of the recent strings' table; a Lua error there (out of memory, stack overflow)
     // unwinds only frames that own nothing (the builder holds no heap data), and is returned by
     // `exec_raw` as an error. It leaves exactly one value on the stack.
     let built = unsafe {
@@ -465,15 +465,15 @@ const CACHED_NAMES: usize = 16;
 
 /// Builds Lua tables from [`Table`]s of plain values. Field names repeat across the rows of
 /// a reply (`k`, `i`, `d` in every entry of an index range), so each distinct short name is
-/// interned once per build and reused from a cache table instead of being hashed and looked
-/// up in the state's string table for every row. Short string values come from the state's
-/// [`RecentStrings`].
+/// interned once per build and kept in stack slots below the tables being built, instead of
+/// being hashed and looked up in the state's string table for every row. Short string values
+/// come from the state's [`RecentStrings`].
 struct TableBuilder<'t, 'r> {
     state: *mut mlua::ffi::lua_State,
     /// Stack index of the first value the builder pushed: where the built table ends up.
     base: i32,
-    /// Stack index of the cache table; names[i] is its entry i + 1, for i < cached.
-    cache: i32,
+    /// Stack index of the slot of names[0]; names[i] is at names_slot + i, for i < cached.
+    names_slot: i32,
     names: [&'t [u8]; CACHED_NAMES],
     cached: usize,
     /// The recent strings and the stack index of their table.
@@ -489,17 +489,18 @@ impl<'t, 'r> TableBuilder<'t, 'r> {
         recent: Option<&'r mut RecentStrings>,
     ) -> TableBuilder<'t, 'r> {
         use mlua::ffi;
-        ffi::luaL_checkstack(state, 3, std::ptr::null());
+        ffi::luaL_checkstack(state, CACHED_NAMES as i32 + 2, std::ptr::null());
         let base = ffi::lua_gettop(state) + 1;
         let recent = recent.map(|r| {
             r.push_table(state);
             (r, ffi::lua_gettop(state))
         });
-        ffi::lua_createtable(state, CACHED_NAMES as i32, 0);
+        let names_slot = ffi::lua_gettop(state) + 1;
+        ffi::lua_settop(state, names_slot + CACHED_NAMES as i32 - 1);
         TableBuilder {
             state,
             base,
-            cache: ffi::lua_gettop(state),
+            names_slot,
             names: [&[]; CACHED_NAMES],
             cached: 0,
             recent,
@@ -512,7 +513,7 @@ impl<'t, 'r> TableBuilder<'t, 'r> {
         use mlua::ffi;
         let plain = self.push_table(t);
         if !plain {
-            ffi::lua_settop(self.state, self.cache);
+            ffi::lua_settop(self.state, self.names_slot + CACHED_NAMES as i32 - 1);
             ffi::lua_pushnil(self.state);
         }
         ffi::lua_replace(self.state, self.base);
@@ -583,15 +584,14 @@ impl<'t, 'r> TableBuilder<'t, 'r> {
             .iter()
             .position(|n| same_short(n, name))
         {
-            ffi::lua_rawgeti(state, self.cache, at as i64 + 1);
+            ffi::lua_pushvalue(state, self.names_slot + at as i32);
             return;
         }
         ffi::lua_pushlstring(state, name.as_ptr().cast(), name.len());
         if name.len() <= Self::NAME_BYTES && self.cached < CACHED_NAMES {
             self.names[self.cached] = name;
+            ffi::lua_copy(state, -1, self.names_slot + self.cached as i32);
             self.cached += 1;
-            ffi::lua_pushvalue(state, -1);
-            ffi::lua_rawseti(state, self.cache, self.cached as i64);
         }
     }
 }
