@@ -219,22 +219,16 @@ impl Handlers {
         let ended = &mut self.ended;
         let h = match self.by_name.entry(name) {
             Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                let earlier = match ended.is_empty() {
-                    true => None,
-                    false => ended.remove(entry.key()),
-                };
-                match earlier {
-                    Some(h) => entry.insert(h),
-                    None => {
-                        return entry.insert(Handler {
-                            shipped,
-                            args: args.unwrap_or_default(),
-                            fast: false,
-                        })
-                    }
+            Entry::Vacant(entry) => match ended.remove(entry.key()) {
+                Some(h) => entry.insert(h),
+                None => {
+                    return entry.insert(Handler {
+                        shipped,
+                        args: args.unwrap_or_default(),
+                        fast: false,
+                    })
                 }
-            }
+            },
         };
         h.shipped = shipped;
         if let Some(args) = args {
