@@ -80,13 +80,18 @@ R_TOP=$(bench 100000 zrevrange bench 0 99)
 R_TOP_SCORES=$(bench 100000 zrevrange bench 0 99 withscores)
 
 # ---- side by side ----
-printf '\n%-30s %16s %16s\n' "1,000,000 IDs" "stage" "Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)"
-printf '%-30s %16.0f %16.0f\n' "set / ZADD  (ops/s)" "$(stage_rate set)" "$R_ZADD"
-printf '%-30s %16.0f %16.0f\n' "rank / ZREVRANK  (ops/s)" "$(stage_rate rank)" "$R_RANK"
-printf '%-30s %16.0f %16.0f\n' "top-100 / ZREVRANGE 0 99 (/s)" "$(stage_rate top100)" "$R_TOP"
-printf '%-30s %16s %16.0f\n' "  ... WITHSCORES (/s)" "" "$R_TOP_SCORES"
-printf '%-30s %13.1f MB %13.1f MB   (stage: RSS growth; Redis: used_memory growth)\n' \
-  "memory for the 1 M IDs" "$(((RSS_LOADED - RSS_START) * 1024))e-6" "$((MEM_LOADED - MEM_START))e-6"
+row() { # label, stage rate, Redis rate: prints both and stage / Redis
+  awk -v l="$1" -v s="$2" -v r="$3" 'BEGIN { printf "%-30s %16.0f %16.0f %9.2fx\n", l, s, r, s / r }'
+}
+printf '\n%-30s %16s %16s %10s\n' "1,000,000 IDs" "stage" \
+  "Redis $(redis-server --version | awk '{ print $3 }' | cut -d= -f2)" "stage/Redis"
+row "set / ZADD  (ops/s)" "$(stage_rate set)" "$R_ZADD"
+row "rank / ZREVRANK  (ops/s)" "$(stage_rate rank)" "$R_RANK"
+row "top-100 / ZREVRANGE 0 99 (/s)" "$(stage_rate top100)" "$R_TOP"
+row "  ... WITHSCORES (/s)" "$(stage_rate top100)" "$R_TOP_SCORES"
+awk -v s="$(((RSS_LOADED - RSS_START) * 1024))" -v r="$((MEM_LOADED - MEM_START))" 'BEGIN {
+  printf "%-30s %13.1f MB %13.1f MB %9.2fx   (stage: RSS growth; Redis: used_memory growth)\n",
+    "memory for the 1 M IDs", s / 1e6, r / 1e6, s / r }'
 printf '%-30s %13.1f MB %13.1f MB   (whole process RSS)\n' "RSS after loading" \
   "$((RSS_LOADED * 1024))e-6" "$((RSS_REDIS * 1024))e-6"
 echo "stage: messages of 500 IDs for set/rank, one forEach {1,100} per message; 16 messages in flight"
