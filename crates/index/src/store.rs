@@ -14,13 +14,16 @@
 //! every further update fails — and [`Index::file`] reloads it from disk on its next use.
 //!
 //! Compaction ([`IndexFile::compact`]) runs on the caller's thread (the service uses a
-//! background thread) and blocks queries only briefly: it takes the file's lock **shared**,
-//! so readers go on, while it switches the log to a new generation and serialises the state
-//! into memory (writers wait for that, tens of milliseconds per million IDs); then, with no
-//! lock held, it writes the snapshot to a temporary file, fsyncs, renames it into place and
-//! deletes the log generations the snapshot contains. A crash at any point leaves either the
-//! old snapshot plus all logs, or the new snapshot plus (possibly) obsolete logs that the
-//! next load deletes.
+//! background thread) and blocks neither queries nor updates: it switches the log to a new
+//! generation (holding only the log, as one group write does), then builds the state the
+//! older generations hold **from the files** — the snapshot with those logs replayed, exactly
+//! what a restart would load — serialises it, writes it to a temporary file, fsyncs, renames it
+//! into place and deletes the log generations it contains. The file's state is never locked,
+//! at the price of a second copy of the file's data in memory while a compaction runs.
+//! (Serialising the live state instead held writers back for 200–300 ms per million IDs, and
+//! with them the service thread and every query queued behind an update.) A crash at any point
+//! leaves either the old snapshot plus all logs, or the new snapshot plus (possibly) obsolete
+//! logs that the next load deletes.
 
 use crate::error::{IndexError, Result};
 use crate::frame::{self, Record};
@@ -107,7 +110,7 @@ pub struct CompactReport {
     pub ids: u64,
     /// Size of the snapshot file.
     pub snapshot_bytes: u64,
-    /// How long writers were held back (log switch plus serialisation).
+    /// How long updates were held back: the switch to a new log generation.
     pub writers_blocked: Duration,
 }
 
@@ -148,6 +151,7 @@ pub struct IndexFile {
     name: String,
     base: PathBuf,
     durability: Durability,
+    limits: Limits,
     state: RwLock<Ranking>,
     log: Mutex<LogWriter>,
     compacting: Mutex<()>,
@@ -182,6 +186,66 @@ fn logs_of(base: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(logs)
 }
 
+/// What the files of one index file hold.
+struct OnDisk {
+    /// The snapshot with the logs replayed on top.
+    ranking: Ranking,
+    /// The first log generation the snapshot does not contain (0 without a snapshot).
+    snap_gen: u64,
+    snapshot_bytes: u64,
+    /// Logs the snapshot contains (left by a crash after a compaction stored it).
+    obsolete: Vec<PathBuf>,
+    /// The last log replayed: its generation and the length of its sound records.
+    tail: Option<(u64, u64)>,
+    /// What was read (the name left empty).
+    report: LoadReport,
+}
+
+/// Reads the snapshot of `base` and replays its logs: every one, dropping a torn tail of the
+/// newest, or, with `until`, those of the generations below it (complete: they were switched
+/// away from).
+fn read_files(base: &Path, limits: Limits, until: Option<u64>) -> Result<OnDisk> {
+    let snap = snapshot::snap_path(base);
+    let mut report = LoadReport::default();
+    let (mut ranking, snap_gen, snapshot_bytes) = if snap.exists() {
+        let loaded = snapshot::load(&snap, limits)?;
+        report.from_snapshot = true;
+        let bytes = std::fs::metadata(&snap).map_or(0, |m| m.len());
+        (loaded.ranking, loaded.log_gen, bytes)
+    } else {
+        (Ranking::new(limits), 0, 0)
+    };
+    let logs = logs_of(base)?;
+    let (old, live): (Vec<_>, Vec<_>) = logs
+        .into_iter()
+        .filter(|(g, _)| until.is_none_or(|until| *g < until))
+        .partition(|(g, _)| *g < snap_gen);
+    let mut tail = None;
+    for (expected, (i, (gen, path))) in (snap_gen.max(1)..).zip(live.iter().enumerate()) {
+        if *gen != expected {
+            return Err(IndexError::Corrupt {
+                file: log::log_path(base, expected),
+                offset: 0,
+                reason: format!("log generation {expected} is missing"),
+            });
+        }
+        let last = until.is_none() && i + 1 == live.len();
+        let r = log::replay(path, *gen, last, |rec| apply(&mut ranking, rec))?;
+        report.log_records += r.records;
+        report.dropped_bytes += r.dropped;
+        tail = Some((*gen, r.valid_len));
+    }
+    report.ids = ranking.id_count();
+    Ok(OnDisk {
+        ranking,
+        snap_gen,
+        snapshot_bytes,
+        obsolete: old.into_iter().map(|(_, path)| path).collect(),
+        tail,
+        report,
+    })
+}
+
 fn apply(ranking: &mut Ranking, rec: Record) {
     match rec {
         Record::Set { id, update } => {
@@ -202,54 +266,26 @@ impl IndexFile {
         if let Some(parent) = base.parent() {
             std::fs::create_dir_all(parent).map_err(|e| IndexError::io(parent, e))?;
         }
-        let snap = snapshot::snap_path(&base);
-        let mut report = LoadReport {
-            name: name.to_string(),
-            ..LoadReport::default()
-        };
-        let (mut ranking, snap_gen, snapshot_bytes) = if snap.exists() {
-            let loaded = snapshot::load(&snap, config.limits)?;
-            report.from_snapshot = true;
-            let bytes = std::fs::metadata(&snap).map_or(0, |m| m.len());
-            (loaded.ranking, loaded.log_gen, bytes)
-        } else {
-            (Ranking::new(config.limits), 0, 0)
-        };
-        let logs = logs_of(&base)?;
-        let (old, live): (Vec<_>, Vec<_>) = logs.into_iter().partition(|(g, _)| *g < snap_gen);
-        let mut tail = None;
-        for (expected, (i, (gen, path))) in (snap_gen.max(1)..).zip(live.iter().enumerate()) {
-            if *gen != expected {
-                return Err(IndexError::Corrupt {
-                    file: log::log_path(&base, expected),
-                    offset: 0,
-                    reason: format!("log generation {expected} is missing"),
-                });
-            }
-            let last = i + 1 == live.len();
-            let r = log::replay(path, *gen, last, |rec| apply(&mut ranking, rec))?;
-            report.log_records += r.records;
-            report.dropped_bytes += r.dropped;
-            tail = Some((*gen, r.valid_len));
-        }
-        let writer = match tail {
+        let mut disk = read_files(&base, config.limits, None)?;
+        let writer = match disk.tail {
             Some((gen, valid_len)) => LogWriter::reopen(&base, gen, valid_len)?,
-            None => LogWriter::create(&base, snap_gen.max(1))?,
+            None => LogWriter::create(&base, disk.snap_gen.max(1))?,
         };
-        for (_, path) in old {
+        for path in disk.obsolete {
             std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
         }
-        report.ids = ranking.id_count();
+        disk.report.name = name.to_string();
         Ok(IndexFile {
             name: name.to_string(),
             base,
             durability: config.durability,
-            state: RwLock::new(ranking),
+            limits: config.limits,
+            state: RwLock::new(disk.ranking),
             log: Mutex::new(writer),
             compacting: Mutex::new(()),
-            report,
+            report: disk.report,
             stale: AtomicBool::new(false),
-            snapshot_bytes: AtomicU64::new(snapshot_bytes),
+            snapshot_bytes: AtomicU64::new(disk.snapshot_bytes),
         })
     }
 
@@ -308,11 +344,10 @@ impl IndexFile {
 
     /// Writes a group of record frames to the log; a failure makes the file stale.
     fn log_frames(&self, frames: &[u8]) -> Result<()> {
-        let written = self
-            .log
-            .lock()
-            .append(frames, self.durability == Durability::Always);
+        let mut log = self.log.lock();
+        let written = log.append(frames, self.durability == Durability::Always);
         if written.is_err() {
+            // Before the log is released: see `compact`.
             self.stale.store(true, Ordering::Release);
         }
         written
@@ -372,22 +407,27 @@ impl IndexFile {
         self.log.lock().len()
     }
 
-    /// Writes a snapshot and drops the logs it contains (see the module doc for locking).
+    /// Writes a snapshot of what the log holds so far and drops the logs it contains; neither
+    /// queries nor updates wait for it, and it holds a second copy of the file's data in memory
+    /// while it runs (see the module doc).
     pub fn compact(&self) -> Result<CompactReport> {
         let _one_at_a_time = self.compacting.lock();
         let started = Instant::now();
-        let (bytes, ids, gen) = {
-            let state = self.state.read();
+        let gen = {
+            let mut log = self.log.lock();
+            // Checked under the log: a failed write marks the file stale before releasing it,
+            // so the generation switched away from never ends in a torn record.
             if self.is_stale() {
                 return Err(self.stale_error());
             }
-            let mut log = self.log.lock();
             log.rotate(&self.base)?;
-            let gen = log.generation();
-            drop(log);
-            (snapshot::encode(&state, gen), state.id_count(), gen)
+            log.generation()
         };
         let writers_blocked = started.elapsed();
+        let contained = read_files(&self.base, self.limits, Some(gen))?;
+        let bytes = snapshot::encode(&contained.ranking, gen);
+        let ids = contained.ranking.id_count();
+        drop(contained);
         snapshot::store(&snapshot::snap_path(&self.base), &bytes)?;
         self.snapshot_bytes
             .store(bytes.len() as u64, Ordering::Relaxed);
@@ -513,12 +553,14 @@ impl Index {
     /// wait; open files do not).
     pub fn file(&self, name: &str) -> Result<Arc<IndexFile>> {
         let mut files = self.files.lock();
-        if let Some(f) = files.get(name) {
-            if !f.is_stale() {
-                return Ok(f.clone());
-            }
-            files.remove(name);
-        }
+        let stale = match files.get(name) {
+            Some(f) if !f.is_stale() => return Ok(f.clone()),
+            Some(_) => files.remove(name),
+            None => None,
+        };
+        // A compaction of the stale file may still be storing its snapshot and deleting logs:
+        // load after it, and keep another from starting on it meanwhile.
+        let _compactions = stale.as_ref().map(|f| f.compacting.lock());
         let f = Arc::new(IndexFile::open(&self.config, name)?);
         files.insert(name.to_string(), f.clone());
         Ok(f)

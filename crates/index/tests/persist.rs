@@ -199,6 +199,44 @@ fn corrupt_middle_byte_names_file_and_offset_and_others_still_load() {
 }
 
 #[test]
+fn compaction_does_not_wait_for_an_update_holding_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path());
+    let f = IndexFile::open(&cfg, "c").expect("open");
+    workload(&f, 0, 2000);
+    let logged = f.read().id_count();
+    // An update group in progress: the file's state is held exclusively until its commit.
+    let mut w = f.write();
+    let held = upd(Some("h"), &[(1, Score::Int(1000))]);
+    w.set(b"held", &held, TierSel::All).expect("set");
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| tx.send(f.compact()));
+        let waited = rx.recv_timeout(Duration::from_secs(20));
+        // Committed before judging, so that a compaction that does wait can finish.
+        w.commit().expect("commit");
+        let rep = waited
+            .expect("the compaction waited for the update")
+            .expect("compact");
+        assert_eq!(
+            rep.ids, logged,
+            "the snapshot holds what was logged before the switch"
+        );
+    });
+    workload(&f, 2000, 300);
+    let want = dump(&f);
+    drop(f);
+    let f = IndexFile::open(&cfg, "c").expect("reopen");
+    assert!(f.load_report().from_snapshot);
+    assert_eq!(dump(&f), want, "snapshot + newer log = the state");
+    let hit = f
+        .read()
+        .get(b"held", tier(1))
+        .map(|h| h.value.map(<[u8]>::to_vec));
+    assert_eq!(hit, Some(Some(b"h".to_vec())));
+}
+
+#[test]
 fn snapshot_plus_log_reload_equals_state_and_corrupt_snapshot_refuses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path());
