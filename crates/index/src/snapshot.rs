@@ -12,7 +12,7 @@ use crate::error::{IndexError, Result};
 use crate::frame::{self, Frame, Reader, Writer};
 use crate::ranking::{Entry, Limits, Placed, Ranking, MAX_SEQ};
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const SNAP_MAGIC: &[u8] = b"stage-index snapshot 1";
@@ -26,15 +26,38 @@ pub(crate) fn snap_path(base: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Serialises `ranking` as a snapshot that continues with log generation `log_gen`.
-pub(crate) fn encode(ranking: &Ranking, log_gen: u64) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Writes `ranking` as the snapshot at `path`, continuing with log generation `log_gen`, and
+/// durably: to a temporary file, fsynced, renamed into place, the directory fsynced. Frames go
+/// to the file as they are made (a snapshot of a million IDs is some 60 MB). Returns its size.
+pub(crate) fn write(path: &Path, ranking: &Ranking, log_gen: u64) -> Result<u64> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let write_synced = || -> std::io::Result<u64> {
+        let mut out = BufWriter::with_capacity(CHUNK + 1024, File::create(&tmp)?);
+        let size = encode(&mut out, ranking, log_gen)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(size)
+    };
+    let size = write_synced().map_err(|e| IndexError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| IndexError::io(dir, e))?;
+    }
+    Ok(size)
+}
+
+/// Writes the frames of the snapshot to `out`; returns how many bytes.
+fn encode(out: &mut impl Write, ranking: &Ranking, log_gen: u64) -> std::io::Result<u64> {
+    let mut size = 0;
     let mut head = Writer::default();
     head.0.extend_from_slice(SNAP_MAGIC);
     head.u64(log_gen);
     head.u64(ranking.next_seq());
     head.u64(ranking.id_count());
-    frame::put_frame(&mut out, &head.0);
+    size += frame::write_frame(out, &head.0)?;
     let mut chunk = Writer(Vec::with_capacity(CHUNK + 1024));
     for e in ranking.entries() {
         chunk.bytes(e.id());
@@ -46,36 +69,18 @@ pub(crate) fn encode(ranking: &Ranking, log_gen: u64) -> Vec<u8> {
             chunk.score(&p.score);
         }
         if chunk.0.len() >= CHUNK {
-            frame::put_frame(&mut out, &chunk.0);
+            size += frame::write_frame(out, &chunk.0)?;
             chunk.0.clear();
         }
     }
     if !chunk.0.is_empty() {
-        frame::put_frame(&mut out, &chunk.0);
+        size += frame::write_frame(out, &chunk.0)?;
     }
     let mut end = Writer::default();
     end.0.extend_from_slice(END_MAGIC);
     end.u64(ranking.id_count());
-    frame::put_frame(&mut out, &end.0);
-    out
-}
-
-/// Writes snapshot bytes durably: temp file, fsync, rename, fsync of the directory.
-pub(crate) fn store(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| IndexError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| IndexError::io(dir, e))?;
-    }
-    Ok(())
+    size += frame::write_frame(out, &end.0)?;
+    Ok(size)
 }
 
 /// A loaded snapshot: the state and the first log generation to replay on top of it.

@@ -17,8 +17,8 @@
 //! background thread) and blocks neither queries nor updates: it switches the log to a new
 //! generation (holding only the log, as one group write does), then builds the state the
 //! older generations hold **from the files** — the snapshot with those logs replayed, exactly
-//! what a restart would load — serialises it, writes it to a temporary file, fsyncs, renames it
-//! into place and deletes the log generations it contains. The file's state is never locked,
+//! what a restart would load — writes it to a temporary file, fsyncs, renames it into place
+//! and deletes the log generations it contains. The file's state is never locked,
 //! at the price of a second copy of the file's data in memory while a compaction runs.
 //! (Serialising the live state instead held writers back for 200–300 ms per million IDs, and
 //! with them the service thread and every query queued behind an update.) A crash at any point
@@ -425,12 +425,11 @@ impl IndexFile {
         };
         let writers_blocked = started.elapsed();
         let contained = read_files(&self.base, self.limits, Some(gen))?;
-        let bytes = snapshot::encode(&contained.ranking, gen);
         let ids = contained.ranking.id_count();
+        let snapshot_bytes =
+            snapshot::write(&snapshot::snap_path(&self.base), &contained.ranking, gen)?;
         drop(contained);
-        snapshot::store(&snapshot::snap_path(&self.base), &bytes)?;
-        self.snapshot_bytes
-            .store(bytes.len() as u64, Ordering::Relaxed);
+        self.snapshot_bytes.store(snapshot_bytes, Ordering::Relaxed);
         for (g, path) in logs_of(&self.base)? {
             if g < gen {
                 std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
@@ -438,7 +437,7 @@ impl IndexFile {
         }
         Ok(CompactReport {
             ids,
-            snapshot_bytes: bytes.len() as u64,
+            snapshot_bytes,
             writers_blocked,
         })
     }
