@@ -125,7 +125,7 @@ fn summary(dir: &std::path::Path) {
     let started = Instant::now();
     let rep = file.compact().unwrap_or_else(|e| panic!("{e}"));
     println!(
-        "compaction of 1M IDs               {:>12.2?} total, writers blocked {:.2?}, snapshot {} MB",
+        "compaction of 1M IDs               {:>12.2?} total, updates held at most {:.2?} at once, snapshot {} MB",
         started.elapsed(),
         rep.writers_blocked,
         rep.snapshot_bytes >> 20

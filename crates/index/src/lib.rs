@@ -14,6 +14,7 @@
 pub mod command;
 mod error;
 mod frame;
+mod frozen;
 mod log;
 mod ranking;
 mod score;

@@ -12,9 +12,11 @@
 //! (every integer ranks above every string, so the string tree simply follows).
 
 use crate::error::{IndexError, Result};
+use crate::frozen::{Frozen, FrozenHead};
 use crate::score::{IntKey, Score, SortKey, Tier, TierSel};
 use crate::tree::{Item, OrderTree};
 use hashbrown::{DefaultHashBuilder, HashTable};
+use parking_lot::Mutex;
 use std::hash::BuildHasher;
 
 /// Most scores one ID may hold in one tier (`apply_set` matches them in a 64-bit mask).
@@ -314,6 +316,9 @@ pub struct Ranking {
     limits: Limits,
     /// A buffer for `apply_set`, empty between calls.
     scratch: Vec<Placed>,
+    /// While a snapshot is copied out ([`Ranking::freeze`]): the entries it still needs as
+    /// they were. (Locked only by the copy, which sees the ranking shared; updates own it.)
+    frozen: Option<Mutex<Frozen>>,
 }
 
 impl Ranking {
@@ -328,6 +333,7 @@ impl Ranking {
             next_seq: 0,
             limits,
             scratch: Vec::new(),
+            frozen: None,
         }
     }
 
@@ -354,6 +360,7 @@ impl Ranking {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -431,7 +438,10 @@ impl Ranking {
     /// Applies an already checked update (also used when replaying the log).
     pub(crate) fn apply_set(&mut self, id: &[u8], update: &Update, report: TierSel) -> SetRank {
         let slot = match self.slot_of(id) {
-            Some(s) => s,
+            Some(s) => {
+                self.before_change(s);
+                s
+            }
             None => self.create(id),
         };
         let Some(entry) = self.slots[slot as usize].as_mut() else {
@@ -491,6 +501,43 @@ impl Ranking {
         result
     }
 
+    /// Lets a snapshot being copied keep what `slot` holds before it changes.
+    fn before_change(&mut self, slot: u32) {
+        if let Some(frozen) = &mut self.frozen {
+            frozen
+                .get_mut()
+                .before_change(slot, &self.slots[slot as usize]);
+        }
+    }
+
+    /// Begins a snapshot of the entries as they are now, to be copied out by
+    /// [`Ranking::copy_frozen`] while updates go on, and ended by [`Ranking::thaw`].
+    pub(crate) fn freeze(&mut self) -> FrozenHead {
+        self.frozen = Some(Mutex::new(Frozen::new(self.slots.len() as u32)));
+        FrozenHead {
+            next_seq: self.next_seq,
+            ids: self.id_count(),
+        }
+    }
+
+    /// Gives `f` the entries, as they were at [`Ranking::freeze`], of the next `count` slots;
+    /// returns whether slots remain (false when no snapshot is being taken).
+    pub(crate) fn copy_frozen<E>(
+        &self,
+        count: u32,
+        f: impl FnMut(&Entry) -> std::result::Result<(), E>,
+    ) -> std::result::Result<bool, E> {
+        match &self.frozen {
+            Some(frozen) => frozen.lock().copy(count, &self.slots, f),
+            None => Ok(false),
+        }
+    }
+
+    /// Ends the snapshot begun by [`Ranking::freeze`].
+    pub(crate) fn thaw(&mut self) {
+        self.frozen = None;
+    }
+
     fn head_rank(tree: &TierTrees, score: &Score) -> u64 {
         tree.above(score) as u64 + 1
     }
@@ -499,6 +546,7 @@ impl Ranking {
         let entry = Entry::new(id, None, Vec::new());
         let slot = match self.free.pop() {
             Some(s) => {
+                self.before_change(s);
                 self.slots[s as usize] = Some(entry);
                 s
             }
@@ -521,6 +569,7 @@ impl Ranking {
         let Some(slot) = self.slot_of(id) else {
             return false;
         };
+        self.before_change(slot);
         let Some(entry) = self.slots[slot as usize].as_mut() else {
             return false;
         };
@@ -625,7 +674,8 @@ impl Ranking {
         self.for_each(tier, start, count)
     }
 
-    /// Every entry with its slot-independent contents (for snapshots), in slot order.
+    /// Every entry, in slot order.
+    #[cfg(test)]
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.slots.iter().flatten()
     }
@@ -695,6 +745,92 @@ impl Ranking {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// What a snapshot holds of entries: by ID, the value and the scores with their tiers and
+    /// sequence numbers.
+    type Contents = BTreeMap<Vec<u8>, (Option<Vec<u8>>, Vec<(u8, u64, Score)>)>;
+
+    fn add(contents: &mut Contents, e: &Entry) {
+        let scores = e.scores().iter();
+        let scores = scores.map(|p| (p.tier().number(), p.seq(), p.score.clone()));
+        let fresh = contents.insert(
+            e.id().to_vec(),
+            (e.value().map(<[u8]>::to_vec), scores.collect()),
+        );
+        assert!(fresh.is_none(), "an ID copied twice");
+    }
+
+    /// An update: `set` of an ID (one score in a tier, maybe a value), or `del` of an ID in a
+    /// tier or entirely (which frees its slot for the next new ID).
+    #[derive(Clone, Debug)]
+    enum Op {
+        Set(u8, u8, i64, Option<u8>),
+        Del(u8, Option<u8>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..40u8, 1..=4u8, 0..8i64, proptest::option::of(any::<u8>()))
+                .prop_map(|(id, t, s, v)| Op::Set(id, t, s, v)),
+            1 => (0..40u8, proptest::option::of(1..=4u8)).prop_map(|(id, t)| Op::Del(id, t)),
+        ]
+    }
+
+    fn apply(r: &mut Ranking, op: &Op) {
+        let tier = |t: u8| Tier::new(i64::from(t)).expect("tier");
+        match *op {
+            Op::Set(id, t, score, value) => {
+                let u = Update {
+                    value: value.map(|v| vec![v]),
+                    scores: vec![(tier(t), vec![Score::Int(score)])],
+                };
+                r.set(format!("id{id}").as_bytes(), &u, TierSel::All)
+                    .expect("set");
+            }
+            Op::Del(id, t) => {
+                let sel = t.map_or(TierSel::All, |t| TierSel::One(tier(t)));
+                r.del(format!("id{id}").as_bytes(), sel);
+            }
+        }
+    }
+
+    proptest! {
+        /// A frozen state copied in batches, with updates between the batches, is the state as
+        /// it was when it was frozen.
+        #[test]
+        fn a_frozen_copy_is_the_state_at_the_freeze(
+            before in proptest::collection::vec(op(), 0..120),
+            during in proptest::collection::vec((1..8u32, proptest::collection::vec(op(), 0..6)), 1..40),
+        ) {
+            let mut r = Ranking::new(Limits::default());
+            before.iter().for_each(|op| apply(&mut r, op));
+            let mut want = Contents::new();
+            r.entries().for_each(|e| add(&mut want, e));
+            let head = r.freeze();
+            prop_assert_eq!(head, FrozenHead { next_seq: r.next_seq(), ids: want.len() as u64 });
+            let mut got = Contents::new();
+            let mut steps = during.iter().cycle();
+            loop {
+                let (batch, ops) = steps.next().expect("cycle");
+                let more = r
+                    .copy_frozen(*batch, |e| {
+                        add(&mut got, e);
+                        Ok::<(), ()>(())
+                    })
+                    .expect("copy");
+                if !more {
+                    break;
+                }
+                ops.iter().for_each(|op| apply(&mut r, op));
+            }
+            r.thaw();
+            prop_assert_eq!(got, want);
+            r.check();
+            prop_assert!(!r.copy_frozen(1, |_| Ok::<(), ()>(())).expect("copy"));
+        }
+    }
 
     #[test]
     fn churn_keeps_trees_and_ids_consistent_and_rebuilds_equal() {

@@ -118,8 +118,8 @@ impl IndexService {
                     match done {
                         Ok(r) => tracing::info!(
                             target: "index",
-                            "{name}: compacted {} IDs into a snapshot of {} bytes (writers held \
-                             {:?})",
+                            "{name}: compacted {} IDs into a snapshot of {} bytes (updates held at \
+                             most {:?} at once)",
                             r.ids,
                             r.snapshot_bytes,
                             r.writers_blocked

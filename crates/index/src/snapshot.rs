@@ -10,9 +10,10 @@
 
 use crate::error::{IndexError, Result};
 use crate::frame::{self, Frame, Reader, Writer};
+use crate::frozen::FrozenHead;
 use crate::ranking::{Entry, Limits, Placed, Ranking, MAX_SEQ};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 const SNAP_MAGIC: &[u8] = b"stage-index snapshot 1";
@@ -26,40 +27,48 @@ pub(crate) fn snap_path(base: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes `ranking` as the snapshot at `path`, continuing with log generation `log_gen`, and
-/// durably: to a temporary file, fsynced, renamed into place, the directory fsynced. Frames go
-/// to the file as they are made (a snapshot of a million IDs is some 60 MB). Returns its size.
-pub(crate) fn write(path: &Path, ranking: &Ranking, log_gen: u64) -> Result<u64> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let write_synced = || -> std::io::Result<u64> {
-        let mut out = BufWriter::with_capacity(CHUNK + 1024, File::create(&tmp)?);
-        let size = encode(&mut out, ranking, log_gen)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        Ok(size)
-    };
-    let size = write_synced().map_err(|e| IndexError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| IndexError::io(dir, e))?;
-    }
-    Ok(size)
+/// A snapshot being written to a temporary file, frame by frame; [`SnapshotWriter::finish`]
+/// makes it durable and puts it in place (fsync, rename, fsync of the directory).
+pub(crate) struct SnapshotWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    chunk: Writer,
+    /// The IDs the header announces, and the entries written so far.
+    ids: u64,
+    entries: u64,
+    size: u64,
 }
 
-/// Writes the frames of the snapshot to `out`; returns how many bytes.
-fn encode(out: &mut impl Write, ranking: &Ranking, log_gen: u64) -> std::io::Result<u64> {
-    let mut size = 0;
-    let mut head = Writer::default();
-    head.0.extend_from_slice(SNAP_MAGIC);
-    head.u64(log_gen);
-    head.u64(ranking.next_seq());
-    head.u64(ranking.id_count());
-    size += frame::write_frame(out, &head.0)?;
-    let mut chunk = Writer(Vec::with_capacity(CHUNK + 1024));
-    for e in ranking.entries() {
+impl SnapshotWriter {
+    /// Starts the snapshot to be put at `path`: `head` as it was when the snapshot began, and
+    /// the first log generation it does not contain.
+    pub(crate) fn create(path: &Path, log_gen: u64, head: FrozenHead) -> Result<SnapshotWriter> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let file = File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+        let mut snapshot = SnapshotWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: BufWriter::with_capacity(CHUNK + 1024, file),
+            chunk: Writer(Vec::with_capacity(CHUNK + 1024)),
+            ids: head.ids,
+            entries: 0,
+            size: 0,
+        };
+        let mut header = Writer::default();
+        header.0.extend_from_slice(SNAP_MAGIC);
+        header.u64(log_gen);
+        header.u64(head.next_seq);
+        header.u64(head.ids);
+        snapshot.put(&header.0)?;
+        Ok(snapshot)
+    }
+
+    /// Adds one entry.
+    pub(crate) fn entry(&mut self, e: &Entry) -> Result<()> {
+        let chunk = &mut self.chunk;
         chunk.bytes(e.id());
         chunk.opt_bytes(e.value());
         chunk.u32(e.scores().len() as u32);
@@ -68,19 +77,57 @@ fn encode(out: &mut impl Write, ranking: &Ranking, log_gen: u64) -> std::io::Res
             chunk.u64(p.seq());
             chunk.score(&p.score);
         }
-        if chunk.0.len() >= CHUNK {
-            size += frame::write_frame(out, &chunk.0)?;
-            chunk.0.clear();
+        self.entries += 1;
+        if self.chunk.0.len() >= CHUNK {
+            self.put_chunk()?;
         }
+        Ok(())
     }
-    if !chunk.0.is_empty() {
-        size += frame::write_frame(out, &chunk.0)?;
+
+    /// Ends the snapshot and puts it in place, durably; returns its size. Refuses (and leaves
+    /// the old snapshot) when the entries written are not the IDs the header announced.
+    pub(crate) fn finish(mut self) -> Result<u64> {
+        if !self.chunk.0.is_empty() {
+            self.put_chunk()?;
+        }
+        if self.entries != self.ids {
+            return Err(IndexError::Corrupt {
+                file: self.tmp,
+                offset: self.size,
+                reason: format!("{} entries copied for {} IDs", self.entries, self.ids),
+            });
+        }
+        let mut end = Writer::default();
+        end.0.extend_from_slice(END_MAGIC);
+        end.u64(self.ids);
+        self.put(&end.0)?;
+        let tmp = self.tmp;
+        self.out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .map_err(|e| IndexError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| IndexError::io(&self.path, e))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| IndexError::io(dir, e))?;
+        }
+        Ok(self.size)
     }
-    let mut end = Writer::default();
-    end.0.extend_from_slice(END_MAGIC);
-    end.u64(ranking.id_count());
-    size += frame::write_frame(out, &end.0)?;
-    Ok(size)
+
+    fn put_chunk(&mut self) -> Result<()> {
+        let written = frame::write_frame(&mut self.out, &self.chunk.0);
+        self.chunk.0.clear();
+        self.size += written.map_err(|e| IndexError::io(&self.tmp, e))?;
+        Ok(())
+    }
+
+    fn put(&mut self, payload: &[u8]) -> Result<()> {
+        self.size +=
+            frame::write_frame(&mut self.out, payload).map_err(|e| IndexError::io(&self.tmp, e))?;
+        Ok(())
+    }
 }
 
 /// A loaded snapshot: the state and the first log generation to replay on top of it.

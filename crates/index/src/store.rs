@@ -14,23 +14,25 @@
 //! every further update fails — and [`Index::file`] reloads it from disk on its next use.
 //!
 //! Compaction ([`IndexFile::compact`]) runs on the caller's thread (the service uses a
-//! background thread) and blocks neither queries nor updates: it switches the log to a new
-//! generation (holding only the log, as one group write does), then builds the state the
-//! older generations hold **from the files** — the snapshot with those logs replayed, exactly
-//! what a restart would load — writes it to a temporary file, fsyncs, renames it into place
-//! and deletes the log generations it contains. The file's state is never locked,
-//! at the price of a second copy of the file's data in memory while a compaction runs.
-//! (Serialising the live state instead held writers back for 200–300 ms per million IDs, and
-//! with them the service thread and every query queued behind an update.) A crash at any point
-//! leaves either the old snapshot plus all logs, or the new snapshot plus (possibly) obsolete
-//! logs that the next load deletes.
+//! background thread) and holds neither queries nor updates for long. Holding the file
+//! exclusively, it switches the log to a new generation and freezes the state
+//! ([`crate::frozen`]: before an update changes an entry the snapshot has not copied yet, the
+//! entry as it was is kept aside). Then it copies the entries out in batches, holding the file
+//! shared for each (a millisecond or so: only updates wait, and only that long), and writes
+//! them to a temporary file, which it fsyncs and renames into place before deleting the log
+//! generations the snapshot contains. Only the entries updated during a compaction are held
+//! twice. (Serialising the whole state in one hold kept updates waiting 200–300 ms per million
+//! IDs, and with them the service thread and every query queued behind an update.) A crash at
+//! any point leaves either the old snapshot plus all logs, or the new snapshot plus (possibly)
+//! obsolete logs that the next load deletes.
 
 use crate::error::{IndexError, Result};
 use crate::frame::{self, Record};
+use crate::frozen::FrozenHead;
 use crate::log::{self, LogWriter};
 use crate::ranking::{Limits, Ranking, SetRank, Update};
 use crate::score::TierSel;
-use crate::snapshot;
+use crate::snapshot::{self, SnapshotWriter};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -42,6 +44,9 @@ use std::time::{Duration, Instant};
 /// A [`FileWriter`] writes its collected records once they reach this many bytes, so that a
 /// long series of updates under one writer does not pile up in memory.
 pub const GROUP_BYTES: usize = 1 << 20;
+
+/// Entries a compaction copies per hold of the state: about a millisecond of updates waiting.
+const COPY_BATCH: u32 = 4096;
 
 /// When the log is fsynced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +115,8 @@ pub struct CompactReport {
     pub ids: u64,
     /// Size of the snapshot file.
     pub snapshot_bytes: u64,
-    /// How long updates were held back: the switch to a new log generation.
+    /// The longest time updates were held back at once: the switch to a new log generation,
+    /// or the copy of one batch of entries.
     pub writers_blocked: Duration,
 }
 
@@ -151,7 +157,6 @@ pub struct IndexFile {
     name: String,
     base: PathBuf,
     durability: Durability,
-    limits: Limits,
     state: RwLock<Ranking>,
     log: Mutex<LogWriter>,
     compacting: Mutex<()>,
@@ -201,10 +206,8 @@ struct OnDisk {
     report: LoadReport,
 }
 
-/// Reads the snapshot of `base` and replays its logs: every one, dropping a torn tail of the
-/// newest, or, with `until`, those of the generations below it (complete: they were switched
-/// away from).
-fn read_files(base: &Path, limits: Limits, until: Option<u64>) -> Result<OnDisk> {
+/// Reads the snapshot of `base` and replays its logs, dropping a torn tail of the newest.
+fn read_files(base: &Path, limits: Limits) -> Result<OnDisk> {
     let snap = snapshot::snap_path(base);
     let mut report = LoadReport::default();
     let (mut ranking, snap_gen, snapshot_bytes) = if snap.exists() {
@@ -216,10 +219,7 @@ fn read_files(base: &Path, limits: Limits, until: Option<u64>) -> Result<OnDisk>
         (Ranking::new(limits), 0, 0)
     };
     let logs = logs_of(base)?;
-    let (old, live): (Vec<_>, Vec<_>) = logs
-        .into_iter()
-        .filter(|(g, _)| until.is_none_or(|until| *g < until))
-        .partition(|(g, _)| *g < snap_gen);
+    let (old, live): (Vec<_>, Vec<_>) = logs.into_iter().partition(|(g, _)| *g < snap_gen);
     let mut tail = None;
     for (expected, (i, (gen, path))) in (snap_gen.max(1)..).zip(live.iter().enumerate()) {
         if *gen != expected {
@@ -229,7 +229,7 @@ fn read_files(base: &Path, limits: Limits, until: Option<u64>) -> Result<OnDisk>
                 reason: format!("log generation {expected} is missing"),
             });
         }
-        let last = until.is_none() && i + 1 == live.len();
+        let last = i + 1 == live.len();
         let r = log::replay(path, *gen, last, |rec| apply(&mut ranking, rec))?;
         report.log_records += r.records;
         report.dropped_bytes += r.dropped;
@@ -266,7 +266,7 @@ impl IndexFile {
         if let Some(parent) = base.parent() {
             std::fs::create_dir_all(parent).map_err(|e| IndexError::io(parent, e))?;
         }
-        let mut disk = read_files(&base, config.limits, None)?;
+        let mut disk = read_files(&base, config.limits)?;
         let writer = match disk.tail {
             Some((gen, valid_len)) => LogWriter::reopen(&base, gen, valid_len)?,
             None => LogWriter::create(&base, disk.snap_gen.max(1))?,
@@ -279,7 +279,6 @@ impl IndexFile {
             name: name.to_string(),
             base,
             durability: config.durability,
-            limits: config.limits,
             state: RwLock::new(disk.ranking),
             log: Mutex::new(writer),
             compacting: Mutex::new(()),
@@ -344,10 +343,11 @@ impl IndexFile {
 
     /// Writes a group of record frames to the log; a failure makes the file stale.
     fn log_frames(&self, frames: &[u8]) -> Result<()> {
-        let mut log = self.log.lock();
-        let written = log.append(frames, self.durability == Durability::Always);
+        let written = self
+            .log
+            .lock()
+            .append(frames, self.durability == Durability::Always);
         if written.is_err() {
-            // Before the log is released: see `compact`.
             self.stale.store(true, Ordering::Release);
         }
         written
@@ -407,28 +407,24 @@ impl IndexFile {
         self.log.lock().len()
     }
 
-    /// Writes a snapshot of what the log holds so far and drops the logs it contains; neither
-    /// queries nor updates wait for it, and it holds a second copy of the file's data in memory
-    /// while it runs (see the module doc).
+    /// Writes a snapshot of the state and drops the logs it contains; updates wait for it only
+    /// while it switches logs and while it copies one batch of entries (see the module doc).
     pub fn compact(&self) -> Result<CompactReport> {
         let _one_at_a_time = self.compacting.lock();
         let started = Instant::now();
-        let gen = {
+        let (gen, head) = {
+            let mut state = self.state.write();
             let mut log = self.log.lock();
-            // Checked under the log: a failed write marks the file stale before releasing it,
-            // so the generation switched away from never ends in a torn record.
             if self.is_stale() {
                 return Err(self.stale_error());
             }
             log.rotate(&self.base)?;
-            log.generation()
+            (log.generation(), state.freeze())
         };
-        let writers_blocked = started.elapsed();
-        let contained = read_files(&self.base, self.limits, Some(gen))?;
-        let ids = contained.ranking.id_count();
-        let snapshot_bytes =
-            snapshot::write(&snapshot::snap_path(&self.base), &contained.ranking, gen)?;
-        drop(contained);
+        let switch = started.elapsed();
+        let copied = self.copy_frozen(gen, head);
+        self.state.write().thaw();
+        let (snapshot_bytes, longest_batch) = copied?;
         self.snapshot_bytes.store(snapshot_bytes, Ordering::Relaxed);
         for (g, path) in logs_of(&self.base)? {
             if g < gen {
@@ -436,10 +432,30 @@ impl IndexFile {
             }
         }
         Ok(CompactReport {
-            ids,
+            ids: head.ids,
             snapshot_bytes,
-            writers_blocked,
+            writers_blocked: switch.max(longest_batch),
         })
+    }
+
+    /// Writes the frozen state as the snapshot that log generation `gen` continues; returns
+    /// its size and the longest time a batch held the state.
+    fn copy_frozen(&self, gen: u64, head: FrozenHead) -> Result<(u64, Duration)> {
+        let path = snapshot::snap_path(&self.base);
+        let mut snapshot = SnapshotWriter::create(&path, gen, head)?;
+        let mut longest = Duration::ZERO;
+        loop {
+            let started = Instant::now();
+            let more = self
+                .state
+                .read()
+                .copy_frozen(COPY_BATCH, |e| snapshot.entry(e))?;
+            longest = longest.max(started.elapsed());
+            if !more {
+                break;
+            }
+        }
+        Ok((snapshot.finish()?, longest))
     }
 }
 

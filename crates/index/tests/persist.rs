@@ -6,6 +6,7 @@ use stage_index::{
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -199,41 +200,70 @@ fn corrupt_middle_byte_names_file_and_offset_and_others_still_load() {
 }
 
 #[test]
-fn compaction_does_not_wait_for_an_update_holding_the_file() {
+fn updates_during_a_compaction_stay_out_of_its_snapshot_and_survive_a_reload() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config(dir.path());
     let f = IndexFile::open(&cfg, "c").expect("open");
-    workload(&f, 0, 2000);
-    let logged = f.read().id_count();
-    // An update group in progress: the file's state is held exclusively until its commit.
-    let mut w = f.write();
-    let held = upd(Some("h"), &[(1, Score::Int(1000))]);
-    w.set(b"held", &held, TierSel::All).expect("set");
-    let (tx, rx) = mpsc::channel();
-    std::thread::scope(|s| {
-        s.spawn(|| tx.send(f.compact()));
-        let waited = rx.recv_timeout(Duration::from_secs(20));
-        // Committed before judging, so that a compaction that does wait can finish.
+    {
+        // More IDs than a compaction copies per batch, so updates land between its batches.
+        let mut w = f.write();
+        for i in 0..20_000 {
+            let u = upd(Some("v"), &[(1, Score::Int(i % 977))]);
+            w.set(format!("id{i}").as_bytes(), &u, TierSel::All)
+                .expect("set");
+        }
         w.commit().expect("commit");
-        let rep = waited
-            .expect("the compaction waited for the update")
-            .expect("compact");
-        assert_eq!(
-            rep.ids, logged,
-            "the snapshot holds what was logged before the switch"
-        );
+    }
+    let stop = AtomicBool::new(false);
+    let (started_tx, started) = mpsc::channel();
+    let updates = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            // Scores changed, IDs deleted (their slots freed) and new IDs (reusing them).
+            let (mut n, mut after) = (0u64, 0);
+            while after < 200 && n < 2_000_000 {
+                let i = n as i64;
+                let u = upd(Some(&format!("w{n}")), &[(1, Score::Int(i % 1013))]);
+                f.set(
+                    format!("id{}", (i * 7) % 20_000).as_bytes(),
+                    &u,
+                    TierSel::All,
+                )
+                .expect("set");
+                if n % 10 == 0 {
+                    f.del(format!("id{}", (i * 13) % 20_000).as_bytes(), TierSel::All)
+                        .expect("del");
+                    f.set(format!("new{n}").as_bytes(), &u, TierSel::All)
+                        .expect("set new");
+                }
+                n += 1;
+                if n == 100 {
+                    started_tx.send(()).expect("send");
+                }
+                if stop.load(Ordering::Acquire) {
+                    after += 1;
+                }
+            }
+            n
+        });
+        started
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the writer runs");
+        let rep = f.compact().expect("compact");
+        assert!(rep.ids >= 20_000, "{} IDs", rep.ids);
+        stop.store(true, Ordering::Release);
+        writer.join().expect("writer")
     });
-    workload(&f, 2000, 300);
     let want = dump(&f);
     drop(f);
     let f = IndexFile::open(&cfg, "c").expect("reopen");
-    assert!(f.load_report().from_snapshot);
+    let report = f.load_report();
+    assert!(report.from_snapshot);
+    assert!(
+        report.log_records >= 200 && report.log_records < 20_000 + updates,
+        "records replayed after the snapshot: {}",
+        report.log_records
+    );
     assert_eq!(dump(&f), want, "snapshot + newer log = the state");
-    let hit = f
-        .read()
-        .get(b"held", tier(1))
-        .map(|h| h.value.map(<[u8]>::to_vec));
-    assert_eq!(hit, Some(Some(b"h".to_vec())));
 }
 
 #[test]
