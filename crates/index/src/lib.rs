@@ -1,7 +1,7 @@
 //! `stage-index`: the real-time ranking engine behind the `index` service (`spec/index.md`).
 //!
 //! * [`Ranking`] — one index file in memory: IDs with a value and scores in up to four tiers,
-//!   each tier an order-statistic B+tree ([`tree`](crate::tree) module doc): O(log n) insert,
+//!   each tier an order-statistic B+tree (the `tree` module doc): O(log n) insert,
 //!   delete, rank, select and range. Ties rank newest first.
 //! * [`IndexFile`] / [`Index`] — persistence: an append-only, checksummed log per file plus
 //!   snapshots, loaded at start, with a configurable fsync policy ([`Durability`]).
