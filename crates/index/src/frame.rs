@@ -7,7 +7,6 @@
 
 use crate::ranking::Update;
 use crate::score::{Score, Tier, TierSel};
-use std::io::Write;
 
 /// Bytes of a frame header.
 pub(crate) const HEADER: usize = 8;
@@ -16,20 +15,13 @@ pub(crate) const MAX_PAYLOAD: usize = 1 << 26;
 
 /// Appends one frame holding `payload` to `out`.
 pub(crate) fn put_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    // Writing to a Vec cannot fail.
-    let _ = write_frame(out, payload);
-}
-
-/// Writes one frame holding `payload` to `out`; returns its size.
-pub(crate) fn write_frame(out: &mut impl Write, payload: &[u8]) -> std::io::Result<u64> {
     let len = (payload.len() as u32).to_le_bytes();
     let mut h = crc32fast::Hasher::new();
     h.update(&len);
     h.update(payload);
-    out.write_all(&len)?;
-    out.write_all(&h.finalize().to_le_bytes())?;
-    out.write_all(payload)?;
-    Ok((HEADER + payload.len()) as u64)
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
 }
 
 /// What reading a frame at some offset found.

@@ -46,14 +46,14 @@ impl Frozen {
         }
     }
 
-    /// Copies the entries of the next `count` slots to `f`, taking each from what was saved or
-    /// else from `live` (the ranking's slots now). Returns whether slots remain to copy.
-    pub(crate) fn copy<E>(
+    /// Gives `f` the entries of the next `count` slots, each the saved one or else the one in
+    /// `live` (the ranking's slots now). Returns whether slots remain to copy.
+    pub(crate) fn copy(
         &mut self,
         count: u32,
         live: &[Option<Entry>],
-        mut f: impl FnMut(&Entry) -> Result<(), E>,
-    ) -> Result<bool, E> {
+        mut f: impl FnMut(&Entry),
+    ) -> bool {
         let stop = self.end.min(self.next.saturating_add(count));
         for slot in self.next..stop {
             let saved = self.before.remove(&slot);
@@ -62,10 +62,10 @@ impl Frozen {
                 None => live.get(slot as usize).and_then(Option::as_ref),
             };
             if let Some(e) = entry {
-                f(e)?;
+                f(e);
             }
         }
         self.next = stop;
-        Ok(self.next < self.end)
+        self.next < self.end
     }
 }

@@ -13,7 +13,7 @@ use crate::frame::{self, Frame, Reader, Writer};
 use crate::frozen::FrozenHead;
 use crate::ranking::{Entry, Limits, Placed, Ranking, MAX_SEQ};
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const SNAP_MAGIC: &[u8] = b"stage-index snapshot 1";
@@ -27,14 +27,19 @@ pub(crate) fn snap_path(base: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// A snapshot being written to a temporary file, frame by frame; [`SnapshotWriter::finish`]
-/// makes it durable and puts it in place (fsync, rename, fsync of the directory).
+/// A snapshot being written to a temporary file. Entries are framed in memory
+/// ([`SnapshotWriter::entry`]) and written out by [`SnapshotWriter::write_out`], so that a
+/// caller copying entries under a lock does no I/O there (a write can wait on the disk for
+/// hundreds of milliseconds). [`SnapshotWriter::finish`] makes it durable and puts it in place
+/// (fsync, rename, fsync of the directory).
 pub(crate) struct SnapshotWriter {
     path: PathBuf,
     tmp: PathBuf,
-    out: BufWriter<File>,
+    file: File,
+    /// The entries not yet in a frame, and the frames not yet written.
     chunk: Writer,
-    /// The IDs the header announces, and the entries written so far.
+    framed: Vec<u8>,
+    /// The IDs the header announces, and the entries added so far.
     ids: u64,
     entries: u64,
     size: u64,
@@ -51,8 +56,9 @@ impl SnapshotWriter {
         let mut snapshot = SnapshotWriter {
             path: path.to_path_buf(),
             tmp,
-            out: BufWriter::with_capacity(CHUNK + 1024, file),
+            file,
             chunk: Writer(Vec::with_capacity(CHUNK + 1024)),
+            framed: Vec::new(),
             ids: head.ids,
             entries: 0,
             size: 0,
@@ -62,12 +68,13 @@ impl SnapshotWriter {
         header.u64(log_gen);
         header.u64(head.next_seq);
         header.u64(head.ids);
-        snapshot.put(&header.0)?;
+        frame::put_frame(&mut snapshot.framed, &header.0);
+        snapshot.write_out()?;
         Ok(snapshot)
     }
 
-    /// Adds one entry.
-    pub(crate) fn entry(&mut self, e: &Entry) -> Result<()> {
+    /// Adds one entry (in memory).
+    pub(crate) fn entry(&mut self, e: &Entry) {
         let chunk = &mut self.chunk;
         chunk.bytes(e.id());
         chunk.opt_bytes(e.value());
@@ -79,16 +86,25 @@ impl SnapshotWriter {
         }
         self.entries += 1;
         if self.chunk.0.len() >= CHUNK {
-            self.put_chunk()?;
+            self.frame_chunk();
         }
+    }
+
+    /// Writes the frames made so far to the file.
+    pub(crate) fn write_out(&mut self) -> Result<()> {
+        self.file
+            .write_all(&self.framed)
+            .map_err(|e| IndexError::io(&self.tmp, e))?;
+        self.size += self.framed.len() as u64;
+        self.framed.clear();
         Ok(())
     }
 
     /// Ends the snapshot and puts it in place, durably; returns its size. Refuses (and leaves
-    /// the old snapshot) when the entries written are not the IDs the header announced.
+    /// the old snapshot) when the entries added are not the IDs the header announced.
     pub(crate) fn finish(mut self) -> Result<u64> {
         if !self.chunk.0.is_empty() {
-            self.put_chunk()?;
+            self.frame_chunk();
         }
         if self.entries != self.ids {
             return Err(IndexError::Corrupt {
@@ -100,14 +116,12 @@ impl SnapshotWriter {
         let mut end = Writer::default();
         end.0.extend_from_slice(END_MAGIC);
         end.u64(self.ids);
-        self.put(&end.0)?;
-        let tmp = self.tmp;
-        self.out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .and_then(|file| file.sync_all())
-            .map_err(|e| IndexError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| IndexError::io(&self.path, e))?;
+        frame::put_frame(&mut self.framed, &end.0);
+        self.write_out()?;
+        self.file
+            .sync_all()
+            .map_err(|e| IndexError::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| IndexError::io(&self.path, e))?;
         if let Some(dir) = self.path.parent() {
             File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -116,17 +130,9 @@ impl SnapshotWriter {
         Ok(self.size)
     }
 
-    fn put_chunk(&mut self) -> Result<()> {
-        let written = frame::write_frame(&mut self.out, &self.chunk.0);
+    fn frame_chunk(&mut self) {
+        frame::put_frame(&mut self.framed, &self.chunk.0);
         self.chunk.0.clear();
-        self.size += written.map_err(|e| IndexError::io(&self.tmp, e))?;
-        Ok(())
-    }
-
-    fn put(&mut self, payload: &[u8]) -> Result<()> {
-        self.size +=
-            frame::write_frame(&mut self.out, payload).map_err(|e| IndexError::io(&self.tmp, e))?;
-        Ok(())
     }
 }
 

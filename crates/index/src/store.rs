@@ -411,17 +411,16 @@ impl IndexFile {
     /// while it switches logs and while it copies one batch of entries (see the module doc).
     pub fn compact(&self) -> Result<CompactReport> {
         let _one_at_a_time = self.compacting.lock();
-        let started = Instant::now();
-        let (gen, head) = {
+        let (gen, head, switch) = {
             let mut state = self.state.write();
+            let held = Instant::now();
             let mut log = self.log.lock();
             if self.is_stale() {
                 return Err(self.stale_error());
             }
             log.rotate(&self.base)?;
-            (log.generation(), state.freeze())
+            (log.generation(), state.freeze(), held.elapsed())
         };
-        let switch = started.elapsed();
         let copied = self.copy_frozen(gen, head);
         self.state.write().thaw();
         let (snapshot_bytes, longest_batch) = copied?;
@@ -445,12 +444,12 @@ impl IndexFile {
         let mut snapshot = SnapshotWriter::create(&path, gen, head)?;
         let mut longest = Duration::ZERO;
         loop {
-            let started = Instant::now();
-            let more = self
-                .state
-                .read()
-                .copy_frozen(COPY_BATCH, |e| snapshot.entry(e))?;
-            longest = longest.max(started.elapsed());
+            let state = self.state.read();
+            let held = Instant::now();
+            let more = state.copy_frozen(COPY_BATCH, |e| snapshot.entry(e));
+            drop(state);
+            longest = longest.max(held.elapsed());
+            snapshot.write_out()?;
             if !more {
                 break;
             }
