@@ -7,7 +7,7 @@
 //! entries changed while a snapshot is copied are held twice.
 
 use crate::ranking::Entry;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// The part of a ranking that a snapshot still has to copy.
 #[derive(Debug)]
@@ -56,7 +56,12 @@ impl Frozen {
     ) -> bool {
         let stop = self.end.min(self.next.saturating_add(count));
         for slot in self.next..stop {
-            let saved = self.before.remove(&slot);
+            // Most slots were not changed: no hashing for them while nothing was.
+            let saved = if self.before.is_empty() {
+                None
+            } else {
+                self.before.remove(&slot)
+            };
             let entry = match &saved {
                 Some(was) => was.as_ref(),
                 None => live.get(slot as usize).and_then(Option::as_ref),

@@ -191,61 +191,6 @@ fn logs_of(base: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(logs)
 }
 
-/// What the files of one index file hold.
-struct OnDisk {
-    /// The snapshot with the logs replayed on top.
-    ranking: Ranking,
-    /// The first log generation the snapshot does not contain (0 without a snapshot).
-    snap_gen: u64,
-    snapshot_bytes: u64,
-    /// Logs the snapshot contains (left by a crash after a compaction stored it).
-    obsolete: Vec<PathBuf>,
-    /// The last log replayed: its generation and the length of its sound records.
-    tail: Option<(u64, u64)>,
-    /// What was read (the name left empty).
-    report: LoadReport,
-}
-
-/// Reads the snapshot of `base` and replays its logs, dropping a torn tail of the newest.
-fn read_files(base: &Path, limits: Limits) -> Result<OnDisk> {
-    let snap = snapshot::snap_path(base);
-    let mut report = LoadReport::default();
-    let (mut ranking, snap_gen, snapshot_bytes) = if snap.exists() {
-        let loaded = snapshot::load(&snap, limits)?;
-        report.from_snapshot = true;
-        let bytes = std::fs::metadata(&snap).map_or(0, |m| m.len());
-        (loaded.ranking, loaded.log_gen, bytes)
-    } else {
-        (Ranking::new(limits), 0, 0)
-    };
-    let logs = logs_of(base)?;
-    let (old, live): (Vec<_>, Vec<_>) = logs.into_iter().partition(|(g, _)| *g < snap_gen);
-    let mut tail = None;
-    for (expected, (i, (gen, path))) in (snap_gen.max(1)..).zip(live.iter().enumerate()) {
-        if *gen != expected {
-            return Err(IndexError::Corrupt {
-                file: log::log_path(base, expected),
-                offset: 0,
-                reason: format!("log generation {expected} is missing"),
-            });
-        }
-        let last = i + 1 == live.len();
-        let r = log::replay(path, *gen, last, |rec| apply(&mut ranking, rec))?;
-        report.log_records += r.records;
-        report.dropped_bytes += r.dropped;
-        tail = Some((*gen, r.valid_len));
-    }
-    report.ids = ranking.id_count();
-    Ok(OnDisk {
-        ranking,
-        snap_gen,
-        snapshot_bytes,
-        obsolete: old.into_iter().map(|(_, path)| path).collect(),
-        tail,
-        report,
-    })
-}
-
 fn apply(ranking: &mut Ranking, rec: Record) {
     match rec {
         Record::Set { id, update } => {
@@ -266,25 +211,54 @@ impl IndexFile {
         if let Some(parent) = base.parent() {
             std::fs::create_dir_all(parent).map_err(|e| IndexError::io(parent, e))?;
         }
-        let mut disk = read_files(&base, config.limits)?;
-        let writer = match disk.tail {
-            Some((gen, valid_len)) => LogWriter::reopen(&base, gen, valid_len)?,
-            None => LogWriter::create(&base, disk.snap_gen.max(1))?,
+        let snap = snapshot::snap_path(&base);
+        let mut report = LoadReport {
+            name: name.to_string(),
+            ..LoadReport::default()
         };
-        for path in disk.obsolete {
+        let (mut ranking, snap_gen, snapshot_bytes) = if snap.exists() {
+            let loaded = snapshot::load(&snap, config.limits)?;
+            report.from_snapshot = true;
+            let bytes = std::fs::metadata(&snap).map_or(0, |m| m.len());
+            (loaded.ranking, loaded.log_gen, bytes)
+        } else {
+            (Ranking::new(config.limits), 0, 0)
+        };
+        let logs = logs_of(&base)?;
+        let (old, live): (Vec<_>, Vec<_>) = logs.into_iter().partition(|(g, _)| *g < snap_gen);
+        let mut tail = None;
+        for (expected, (i, (gen, path))) in (snap_gen.max(1)..).zip(live.iter().enumerate()) {
+            if *gen != expected {
+                return Err(IndexError::Corrupt {
+                    file: log::log_path(&base, expected),
+                    offset: 0,
+                    reason: format!("log generation {expected} is missing"),
+                });
+            }
+            let last = i + 1 == live.len();
+            let r = log::replay(path, *gen, last, |rec| apply(&mut ranking, rec))?;
+            report.log_records += r.records;
+            report.dropped_bytes += r.dropped;
+            tail = Some((*gen, r.valid_len));
+        }
+        let writer = match tail {
+            Some((gen, valid_len)) => LogWriter::reopen(&base, gen, valid_len)?,
+            None => LogWriter::create(&base, snap_gen.max(1))?,
+        };
+        for (_, path) in old {
             std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
         }
-        disk.report.name = name.to_string();
+        report.ids = ranking.id_count();
         Ok(IndexFile {
             name: name.to_string(),
             base,
             durability: config.durability,
-            state: RwLock::new(disk.ranking),
+            state: RwLock::new(ranking),
             log: Mutex::new(writer),
             compacting: Mutex::new(()),
-            report: disk.report,
+            report,
             stale: AtomicBool::new(false),
-            snapshot_bytes: AtomicU64::new(disk.snapshot_bytes),
+            snapshot_bytes: AtomicU64::new(snapshot_bytes),
         })
     }
 
