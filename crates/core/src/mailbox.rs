@@ -1,34 +1,49 @@
 //! The mailbox of an instance (a Lua stage or a service): a bounded channel the router posts
-//! to, read by one thread that can be told to stop.
+//! messages to and the instance's own helpers post commands to, read by one thread that can
+//! be told to stop.
 
 use crate::message::Message;
-use crate::router::{Mailbox, PostError};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// What the reading thread takes from its mailbox.
-pub enum Inbound {
+/// Where messages for one instance are queued (what the router posts to).
+pub trait Mailbox: Send + Sync {
+    /// Queues a message; fails when the mailbox is full or closed.
+    fn post(&self, message: Message) -> Result<(), PostError>;
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PostError {
+    #[error("the mailbox of '{0}' is full ({1} messages waiting)")]
+    Full(String, usize),
+    #[error("'{0}' has stopped")]
+    Closed(String),
+}
+
+/// What the reading thread takes from its mailbox. `C` is the kind of command the instance's
+/// own helpers (worker jobs of a stage, I/O tasks of a service) send it, in order with its
+/// messages.
+#[allow(clippy::large_enum_variant)] // Messages are nearly every entry: boxing them would cost an allocation each.
+pub enum Inbound<C> {
     Message(Message),
     /// Nothing to handle: look at the stop flag and the clock again.
     Wake,
-    /// A command from another thread of the same process, in order with the messages (the
-    /// reading thread knows its type).
-    Control(Box<dyn Any + Send>),
+    Command(C),
 }
 
 /// The posting end of a bounded mailbox.
-pub struct ChannelMailbox {
-    tx: Sender<Inbound>,
+pub struct ChannelMailbox<C> {
+    tx: Sender<Inbound<C>>,
     name: String,
     capacity: usize,
 }
 
-/// A mailbox of `capacity` messages for the instance `name`: the end the router posts to and
+/// A mailbox of `capacity` entries for the instance `name`: the end the router posts to and
 /// the end its thread reads.
-pub fn channel(name: &str, capacity: usize) -> (Arc<ChannelMailbox>, Receiver<Inbound>) {
+pub fn channel<C>(name: &str, capacity: usize) -> (Arc<ChannelMailbox<C>>, Receiver<Inbound<C>>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let mailbox = ChannelMailbox {
         tx,
@@ -38,16 +53,16 @@ pub fn channel(name: &str, capacity: usize) -> (Arc<ChannelMailbox>, Receiver<In
     (Arc::new(mailbox), rx)
 }
 
-impl ChannelMailbox {
+impl<C> ChannelMailbox<C> {
     /// Wakes the reading thread (a no-op when its mailbox is full: it is awake then).
     pub fn wake(&self) {
         let _ = self.tx.try_send(Inbound::Wake);
     }
 
     /// Queues a command for the reading thread, after the messages already posted.
-    pub fn control(&self, command: Box<dyn Any + Send>) -> Result<(), PostError> {
+    pub fn command(&self, command: C) -> Result<(), PostError> {
         self.tx
-            .try_send(Inbound::Control(command))
+            .try_send(Inbound::Command(command))
             .map_err(|e| self.post_error(e))
     }
 
@@ -59,7 +74,7 @@ impl ChannelMailbox {
     }
 }
 
-impl Mailbox for ChannelMailbox {
+impl<C: Send> Mailbox for ChannelMailbox<C> {
     fn post(&self, message: Message) -> Result<(), PostError> {
         self.tx
             .try_send(Inbound::Message(message))
@@ -71,15 +86,16 @@ impl Mailbox for ChannelMailbox {
 pub struct MailboxThread {
     thread: JoinHandle<()>,
     stop: Arc<AtomicBool>,
-    mailbox: Arc<ChannelMailbox>,
+    wake: Box<dyn Fn() + Send + Sync>,
+    name: String,
 }
 
 impl MailboxThread {
     /// Starts thread `name` running `body`, which reads the mailbox until the flag it is given
     /// is set.
-    pub fn spawn(
+    pub fn spawn<C: Send + 'static>(
         name: String,
-        mailbox: Arc<ChannelMailbox>,
+        mailbox: Arc<ChannelMailbox<C>>,
         body: impl FnOnce(&AtomicBool) + Send + 'static,
     ) -> std::io::Result<MailboxThread> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -90,20 +106,21 @@ impl MailboxThread {
         Ok(MailboxThread {
             thread,
             stop,
-            mailbox,
+            name: mailbox.name.clone(),
+            wake: Box::new(move || mailbox.wake()),
         })
     }
 
     /// Asks the thread to stop after what it is doing.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.mailbox.wake();
+        (self.wake)();
     }
 
     /// Waits for the thread to end.
     pub fn join(self) {
         if self.thread.join().is_err() {
-            tracing::error!("thread of '{}' panicked", self.mailbox.name);
+            tracing::error!("thread of '{}' panicked", self.name);
         }
     }
 }

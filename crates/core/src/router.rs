@@ -2,7 +2,8 @@
 //! for the instances of one node (rotation, all, same node) and reply addresses.
 
 use crate::address::Scope;
-use crate::message::Message;
+use crate::mailbox::{Mailbox, PostError};
+use crate::message::{Message, ReplyAddress};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -10,24 +11,9 @@ use smallvec::SmallVec;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Where messages for one instance are queued.
-pub trait Mailbox: Send + Sync {
-    /// Queues a message; fails when the mailbox is full or closed.
-    fn post(&self, message: Message) -> Result<(), PostError>;
-}
-
-/// Why a message could not be queued.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PostError {
-    #[error("the mailbox of '{0}' is full ({1} messages waiting)")]
-    Full(String, usize),
-    #[error("'{0}' has stopped")]
-    Closed(String),
-}
-
 #[derive(Clone)]
 struct Instance {
-    address: Arc<str>,
+    address: ReplyAddress,
     mailbox: Arc<dyn Mailbox>,
 }
 
@@ -42,7 +28,7 @@ struct Group {
 #[derive(Clone, Default)]
 struct Table {
     groups: FxHashMap<String, Group>,
-    addresses: FxHashMap<Arc<str>, Arc<dyn Mailbox>>,
+    addresses: FxHashMap<ReplyAddress, Arc<dyn Mailbox>>,
 }
 
 /// The routing table of this node. It is read for every message by every thread, and changes
@@ -72,7 +58,7 @@ impl Router {
     }
 
     /// Makes an instance reachable by its reply address and, when it has one, by its stage id.
-    pub fn register(&self, id: Option<&str>, address: Arc<str>, mailbox: Arc<dyn Mailbox>) {
+    pub fn register(&self, id: Option<&str>, address: ReplyAddress, mailbox: Arc<dyn Mailbox>) {
         self.change(|table| {
             table.addresses.insert(address.clone(), mailbox.clone());
             if let Some(id) = id {
@@ -151,7 +137,7 @@ mod tests {
 
     impl Mailbox for Inbox {
         fn post(&self, message: Message) -> Result<(), PostError> {
-            self.0.lock().push(message.key);
+            self.0.lock().push(message.key.to_string());
             Ok(())
         }
     }
@@ -165,7 +151,7 @@ mod tests {
     }
 
     fn msg() -> Message {
-        Message::new("svc:m", Default::default())
+        Message::new(crate::PayloadKey::new(Some("svc"), "m"), Default::default())
     }
 
     #[test]

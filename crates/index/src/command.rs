@@ -216,15 +216,6 @@ impl Request {
     }
 }
 
-/// A callback id qualified with the sender's stage name when it has no `:`.
-pub fn qualify_callback(callback: &str, sender_stage: &str) -> String {
-    if callback.contains(':') {
-        callback.to_string()
-    } else {
-        format!("{sender_stage}:{callback}")
-    }
-}
-
 /// Why one entry of a `set`, `get` or `del` was left out of the reply.
 #[derive(Debug, Error)]
 pub enum EntryError {

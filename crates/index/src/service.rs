@@ -21,15 +21,14 @@
 //!   (corruption) is logged as an `ERROR` naming its path and byte offset, and requests on it
 //!   reply nil, while the other files work normally.
 
-use crate::command::{qualify_callback, Commands, ValueCodec};
+use crate::command::{Commands, ValueCodec};
 use crate::store::{Config, Durability, Index};
-use stage_core::address::Scope;
 use stage_core::bson;
 use stage_core::service::{Service, ServiceContext};
-use stage_core::{Args, Message, Sender, Value};
+use stage_core::{Args, Message, PayloadKey, Sender, Value};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Stored values as BSON: a value is kept as the argument document of [`bson::encode_args`]
 /// with this one value (`{ "v": <element> }`), which round-trips every single [`Value`]
@@ -151,43 +150,28 @@ impl IndexService {
     }
 }
 
-fn now_wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 /// Sends the reply `value` for `callback` to the sender of a message (see the module doc).
 fn send_reply(ctx: &ServiceContext, sender: &Sender, callback: &str, value: Value) {
-    let own = sender.stage.as_deref();
-    let key = match own {
-        Some(stage) => qualify_callback(callback, stage),
-        None => callback.to_string(),
-    };
-    let target = key.split_once(':').map(|(stage, _)| stage);
-    let message = Message::new(key.clone(), Args::from_iter([value]));
-    let delivered = match target {
-        Some(stage) if Some(stage) != own => match ctx.router.send(stage, Scope::One, message) {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(target: "index", "reply {key}: {e}");
-                return;
-            }
-        },
-        _ => ctx.send_to(&sender.address, message),
-    };
-    if !delivered {
-        tracing::debug!(target: "index", "reply {key}: nobody to deliver it to");
+    let callback = sender.qualify(callback);
+    let message = Message::new(
+        PayloadKey::verbatim(callback.as_str()),
+        Args::from_iter([value]),
+    );
+    if !ctx.send_callback(sender, &callback, message) {
+        tracing::debug!(target: "index", "reply {callback}: nobody to deliver it to");
     }
 }
 
 impl Service for IndexService {
+    type Event = std::convert::Infallible;
+
     fn handle(&mut self, message: Message, ctx: &ServiceContext) {
         let Some(id) = message.id_for(&ctx.id) else {
             tracing::warn!(target: "index", "{}: not addressed to {}", message.key, ctx.id);
             return;
         };
-        if message.deadline_ms.is_some_and(|d| now_wall_ms() >= d) {
+        if message.deadline_ms.is_some_and(|d| stage_core::clock::wall_ms() >= d) {
             tracing::debug!(target: "index", "{}: deadline passed, dropped", message.key);
             return;
         }

@@ -5,7 +5,7 @@ mod common;
 use common::{list, st, TestCodec};
 use stage_core::{Key, Table, Value};
 use stage_index::command::{
-    qualify_callback, Command, Commands, Problem, Request, Target, TargetError, TierPath,
+    Command, Commands, Problem, Request, Target, TargetError, TierPath,
 };
 use stage_index::{Config, Index, Tier};
 use std::time::Instant;
@@ -132,8 +132,6 @@ fn message_ids_parse_as_the_spec_says() {
     );
     assert_eq!(Target::parse("get rank"), Err(TargetError::NoSeparator));
     assert_eq!(Target::parse("get?/2"), Err(TargetError::NoFile));
-    assert_eq!(qualify_callback("cb", "game"), "game:cb");
-    assert_eq!(qualify_callback("other:cb", "game"), "other:cb");
 }
 
 #[test]

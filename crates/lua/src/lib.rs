@@ -2,14 +2,15 @@
 
 pub mod api;
 pub mod budget;
+pub mod command;
 pub mod bundle;
 pub mod convert;
 pub mod errors;
-pub mod fastpath;
 pub mod handlers;
+mod ids;
+pub mod messaging;
+pub mod origin;
 pub mod process;
-mod rawsend;
-mod rawthread;
 mod recent_strings;
 pub mod sandbox;
 pub mod scripts;

@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value as Json};
 use stage_config::{ConfigError, LuaSettings};
 use stage_core::metrics::Metrics;
+use stage_core::io::Io;
 use stage_core::router::Router;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -72,6 +73,8 @@ pub struct ProcessSettings {
 pub struct Node {
     pub router: Arc<Router>,
     pub metrics: Metrics,
+    /// The process's I/O runtime (see [`stage_core::io`]).
+    pub io: Io,
     /// Called by `stage.exit()`: stops the whole node.
     pub shutdown: Box<dyn Fn() + Send + Sync>,
 }

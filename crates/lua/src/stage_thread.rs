@@ -4,17 +4,18 @@
 
 use crate::api;
 use crate::budget::{self, Budget, Watching};
-use crate::fastpath::{FastPath, MAIL_BATCH};
+use crate::messaging::fast::{FastPath, MAIL_BATCH};
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Stamp};
 use crate::stage::{report_error, Stage};
 use crate::state;
-use crate::worker::Origin;
+use crate::command::StageCommand;
+use crate::origin::Origin;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mlua::{Lua, Value as LuaValue};
 use stage_core::mailbox::{Inbound, MailboxThread};
-use stage_core::Message;
+use stage_core::{Message, ReplyAddress};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +45,7 @@ pub struct PreparedStage {
     process: Arc<ProcessContext>,
     origin: Origin,
     tag: u64,
-    rx: Receiver<Inbound>,
+    rx: Receiver<Inbound<StageCommand>>,
 }
 
 /// A running stage thread.
@@ -54,7 +55,7 @@ pub type StageHandle = MailboxThread;
 pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> PreparedStage {
     let name = spec.id.clone().unwrap_or_default();
     let (mailbox, rx) = stage_core::mailbox::channel(&name, process.limits.mailbox);
-    let address: Arc<str> = format!("local:{}.{tag}", process.number).into();
+    let address = ReplyAddress::local(process.number, tag);
     process
         .node
         .router
@@ -195,10 +196,10 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
 
 /// Adds a message from the mailbox to the batch `mail`, or takes a command (see
 /// [`Stage::take_command`]).
-fn take(lua: &Lua, stage: &Stage, inbound: Inbound, mail: &mut Vec<Message>) {
+fn take(lua: &Lua, stage: &Stage, inbound: Inbound<StageCommand>, mail: &mut Vec<Message>) {
     match inbound {
         Inbound::Message(m) => mail.push(m),
-        Inbound::Control(command) => stage.take_command(lua, command, mail),
+        Inbound::Command(command) => stage.take_command(lua, command, mail),
         Inbound::Wake => {}
     }
 }

@@ -14,14 +14,14 @@ use crate::convert;
 use crate::handlers::Shipped;
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
-use crate::stage::{report_error, reschedule_delay, ThreadDone};
+use crate::command::StageCommand;
+use crate::origin::Origin;
+use crate::stage::{report_error, reschedule_delay};
 use crate::state;
 use crossbeam_channel::Receiver;
 use mlua::{Lua, MultiValue, Value as LuaValue};
 use parking_lot::{Condvar, Mutex};
-use stage_core::mailbox::ChannelMailbox;
-use stage_core::router::Mailbox;
-use stage_core::{Args, Message, Sender};
+use stage_core::{Args, Message};
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::rc::Rc;
@@ -39,46 +39,6 @@ pub enum JobFn {
     Code(Arc<[u8]>),
     /// A script `FILE[+FIELD]`, resolved on the worker at every run.
     Script(String),
-}
-
-/// The stage a job acts for: its messages and handler registrations go there.
-#[derive(Clone)]
-pub struct Origin {
-    pub id: Option<Arc<str>>,
-    pub address: Arc<str>,
-    pub mailbox: Arc<ChannelMailbox>,
-}
-
-impl Origin {
-    /// The payload key of message `msg` addressed to the origin stage.
-    pub fn own_key(&self, msg: &str) -> String {
-        match &self.id {
-            Some(id) => [id, msg].join(":"),
-            None => msg.to_string(),
-        }
-    }
-
-    /// The return address messages sent for the origin carry.
-    pub fn sender(&self) -> Sender {
-        Sender {
-            address: self.address.clone(),
-            stage: self.id.clone(),
-        }
-    }
-
-    /// Queues a command for the origin's stage thread: a [`crate::stage::StageCommand`] or a
-    /// job's end ([`ThreadDone`]).
-    pub fn command(&self, command: impl std::any::Any + Send) -> mlua::Result<()> {
-        self.mailbox
-            .control(Box::new(command))
-            .map_err(mlua::Error::external)
-    }
-
-    /// Posts values to one of the origin's handlers, with no sender (no automatic reply).
-    pub fn deliver(&self, handler: &str, values: Args) -> mlua::Result<()> {
-        let message = Message::new(self.own_key(handler), values);
-        self.mailbox.post(message).map_err(mlua::Error::external)
-    }
 }
 
 /// One job: a function, its copied arguments, and whom it acts for.
@@ -409,7 +369,7 @@ impl Worker {
     /// Tells the origin that a `thread.new` job ended, with the message of its return values.
     fn thread_done(&self, job: &Job, last: Option<Message>) {
         if let Some(callback) = &job.thread {
-            let done = ThreadDone {
+            let done = StageCommand::ThreadDone {
                 callback: callback.clone(),
                 last,
             };

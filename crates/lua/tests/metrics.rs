@@ -23,6 +23,7 @@ stage.addtask(5, function () RUNS = (RUNS or 0) + 1 if RUNS < 2 then return 5 en
     let node = Arc::new(Node {
         router: Arc::new(Router::new()),
         metrics: Metrics::new(),
+        io: stage_core::io::Io::new(),
         shutdown: Box::new(move || {
             let _ = tx.try_send(());
         }),

@@ -81,17 +81,18 @@ impl RouteService {
         }
     }
 
-    /// Applies one message whose key starts with `<id>:` (`skip` bytes).
-    fn command(&mut self, now: u64, skip: usize, message: Message) -> Result<(), Refused> {
+    /// Applies one message addressed to this service.
+    fn command(&mut self, now: u64, message: Message) -> Result<(), Refused> {
         let Message {
             key,
             values,
             sender: peer,
             ..
         } = message;
-        let text = key.get(skip..).unwrap_or_default();
+        let text = key.msg();
+        let key = key.as_str();
         if text != "@" {
-            let publisher = peer.ok_or_else(|| Refused::NoSender(key.clone()))?;
+            let publisher = peer.ok_or_else(|| Refused::NoSender(key.to_owned()))?;
             self.engine.publish(now, publisher, text, values)?;
             return Ok(());
         }
@@ -110,7 +111,7 @@ impl RouteService {
         }
         let who = peer
             .filter(|peer| peer.stage.is_some())
-            .ok_or_else(|| Refused::NoSender(key.clone()))?;
+            .ok_or_else(|| Refused::NoSender(key.to_owned()))?;
         match value {
             Value::Nil => self.engine.unregister(now, &who)?,
             Value::Bool(true) => self.engine.keep_alive(now, &who)?,
@@ -118,7 +119,7 @@ impl RouteService {
                 Some(ms) => self.engine.pause(now, &who, ms)?,
                 None => {
                     return Err(Refused::Values {
-                        key,
+                        key: key.to_owned(),
                         found: "non-integral number",
                     })
                 }
@@ -134,7 +135,7 @@ impl RouteService {
                         None => {
                             let found = value.type_name();
                             let e = Refused::Entry {
-                                key: key.clone(),
+                                key: key.to_owned(),
                                 id,
                                 found,
                             };
@@ -147,7 +148,7 @@ impl RouteService {
             }
             other => {
                 return Err(Refused::Values {
-                    key,
+                    key: key.to_owned(),
                     found: other.type_name(),
                 })
             }
@@ -233,13 +234,15 @@ impl RouteService {
 }
 
 impl Service for RouteService {
+    type Event = std::convert::Infallible;
+
     fn handle(&mut self, message: Message, ctx: &ServiceContext) {
         if message.id_for(&ctx.id).is_none() {
             tracing::warn!(target: "route", "{}: message `{}` is not addressed to this service", ctx.id, message.key);
             return;
         }
         let now = ctx.now_ms();
-        if let Err(e) = self.command(now, ctx.id.len() + 1, message) {
+        if let Err(e) = self.command(now, message) {
             tracing::warn!(target: "route", "{}: {e}", ctx.id);
         }
         self.flush(now, ctx);

@@ -6,7 +6,9 @@ use crossbeam_channel::bounded;
 use stage_config::{ConfigError, ModuleKind, NodeConfig, ProcessConfig};
 use stage_core::metrics::Metrics;
 use stage_core::router::Router;
-use stage_core::service::ServiceHandle;
+use stage_core::service::{Placement, ServiceHandle};
+use stage_core::ReplyAddress;
+use stage_core::io::Io;
 use stage_lua::{Limits, Node, ProcessContext, ProcessSettings, StageHandle, StageSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +86,7 @@ pub fn run(
     let node = Arc::new(Node {
         router: Arc::new(Router::new()),
         metrics: Metrics::new(),
+        io: Io::new(),
         shutdown: Box::new(move || {
             let _ = shutdown_tx.try_send(());
         }),
@@ -153,22 +156,21 @@ fn start(
                 .id
                 .clone()
                 .unwrap_or_else(|| module.kind.name().to_string());
-            let service = crate::services::create(config, module, &id).map_err(|reason| {
+            let placement = Placement {
+                id,
+                address: ReplyAddress::local(process.number, tag),
+                capacity: context.limits.mailbox,
+                router: node.router.clone(),
+                io: node.io.clone(),
+            };
+            let service = crate::services::start(config, module, placement).map_err(|e| {
                 NodeError::Service {
                     process: process.number,
                     module: module.text.clone(),
-                    reason,
+                    reason: e.to_string(),
                 }
             })?;
-            let address: Arc<str> = format!("local:{}.{tag}", process.number).into();
-            let capacity = context.limits.mailbox;
-            services.push(stage_core::service::spawn(
-                &id,
-                address,
-                capacity,
-                node.router.clone(),
-                service,
-            )?);
+            services.push(service);
         }
         prepared.push((process.delay_ms, stages));
     }

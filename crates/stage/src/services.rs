@@ -1,19 +1,34 @@
-//! The built-in services a `#startup` entry can name, each turned into a [`Service`].
+//! The built-in services a `#startup` entry can name, each built from its configuration
+//! section and started as a [`stage_core::service::Service`].
 
 use stage_config::{ModuleKind, ModuleSpec, NodeConfig};
-use stage_core::service::Service;
+use stage_core::service::{self, Placement, ServiceHandle};
 
-/// The service for `module` with stage id `id`, or why it cannot run.
-pub fn create(
+/// Why a service did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Its configuration or kind does not allow it.
+    #[error("{0}")]
+    Refused(String),
+    /// Its thread did not start.
+    #[error("cannot start its thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Starts the service for `module` at `placement` (its stage id among them), or says why it
+/// cannot run.
+pub fn start(
     config: &NodeConfig,
     module: &ModuleSpec,
-    id: &str,
-) -> Result<Box<dyn Service>, String> {
+    placement: Placement,
+) -> Result<ServiceHandle, ServiceError> {
+    let id = placement.id.clone();
+    let id = id.as_str();
     match module.kind {
         ModuleKind::Index => {
             let section = config.index_section(id).cloned().unwrap_or_default();
             let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-            Ok(Box::new(stage_index::IndexService::new(
+            Ok(service::spawn(placement, stage_index::IndexService::new(
                 stage_index::Config {
                     dir: config.base_dir.join(&section.dir),
                     limits: stage_index::Limits {
@@ -23,7 +38,7 @@ pub fn create(
                     durability: stage_index::Durability::from_fsync_ms(section.fsync_ms),
                     ..stage_index::Config::default()
                 },
-            )))
+            ))?)
         }
         ModuleKind::Ticket => {
             let section = config.ticket_section(id).cloned().unwrap_or_default();
@@ -37,21 +52,25 @@ pub fn create(
                 ..stage_ticket::TicketConfig::default()
             };
             match stage_ticket::TicketService::new(engine) {
-                Ok(service) => Ok(Box::new(service)),
-                Err(e) => Err(format!("ticket service '{id}': {e}")),
+                Ok(ticket) => Ok(service::spawn(placement, ticket)?),
+                Err(e) => Err(ServiceError::Refused(format!("ticket service '{id}': {e}"))),
             }
         }
         ModuleKind::Route => {
             let section = config.route_section(id).copied().unwrap_or_default();
-            Ok(Box::new(stage_route::RouteService::new(
+            Ok(service::spawn(placement, stage_route::RouteService::new(
                 stage_route::RouteConfig {
                     service: id.to_owned(),
                     probe_timeout_ms: section.probe_timeout_ms,
                     ..stage_route::RouteConfig::default()
                 },
-            )))
+            ))?)
         }
-        ModuleKind::Curl => Err("the curl service is not available in this version".into()),
-        ModuleKind::Lua => Err("a Lua module is a stage, not a service".into()),
+        ModuleKind::Curl => Err(ServiceError::Refused(
+            "the curl service is not available in this version".into(),
+        )),
+        ModuleKind::Lua => Err(ServiceError::Refused(
+            "a Lua module is a stage, not a service".into(),
+        )),
     }
 }

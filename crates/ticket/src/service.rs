@@ -19,22 +19,11 @@ use crate::id::RequestId;
 use crate::key::{self, Key};
 use crate::millis::integral;
 use crate::TicketConfig;
-use stage_core::address::Scope;
 use stage_core::service::{Service, ServiceContext};
-use stage_core::{value, Args, Message, Sender, Table, Value};
+use stage_core::{value, Args, Message, PayloadKey, Sender, Table, Value};
 
 /// A requester: the reply address of the stage instance that sent a request, and its stage id.
 pub type Requester = Sender;
-
-/// A callback id qualified with the requester's stage id, unless it names a stage already
-/// (ticket.md §5.1 rule 3).
-fn qualify(requester: &Requester, callback: &str) -> String {
-    if callback.contains(':') {
-        callback.to_owned()
-    } else {
-        requester.key(callback)
-    }
-}
 
 /// Why a message was refused; it is logged and nothing changes.
 #[derive(Debug, thiserror::Error)]
@@ -74,29 +63,29 @@ impl TicketService {
         })
     }
 
-    /// Applies one message whose key starts with `<id>:` (`skip` bytes); `labels` receives the
-    /// table keys of a multi-request, in order.
+    /// Applies one message addressed to this service; `labels` receives the table keys of a
+    /// multi-request, in order.
     fn command(
         &mut self,
         now: u64,
-        skip: usize,
         message: Message,
         labels: &mut Vec<value::Key>,
     ) -> Result<(), Refused> {
         let Message {
-            key: full_key,
+            key,
             values,
             sender: requester,
             ..
         } = message;
-        let text = full_key.get(skip..).unwrap_or_default();
+        let text = key.msg();
+        let full_key = key.to_string();
         let values_refused = |expected| Refused::Values {
             key: full_key.clone(),
             expected,
         };
         let feedback_to = |requester: &Requester, fb: Option<&str>| {
             fb.map(|fb| Feedback {
-                callback: qualify(requester, fb),
+                callback: requester.qualify(fb),
                 key: full_key.clone(),
             })
         };
@@ -107,7 +96,7 @@ impl TicketService {
                 feedback,
             } => {
                 let requester = requester.ok_or_else(|| Refused::NoRequester(full_key.clone()))?;
-                let callback = qualify(&requester, callback);
+                let callback = requester.qualify(callback);
                 let feedback = feedback_to(&requester, feedback);
                 let outcome = self
                     .engine
@@ -126,7 +115,7 @@ impl TicketService {
                     match label {
                         value::Key::Str(s) if s.is_empty() => echo = Some(one),
                         _ => {
-                            entries.push((qualify(&requester, &label_text(label)), one));
+                            entries.push((requester.qualify(&label_text(label)), one));
                             labels.push(label.clone());
                         }
                     }
@@ -213,10 +202,12 @@ impl TicketService {
 }
 
 impl Service for TicketService {
+    type Event = std::convert::Infallible;
+
     fn handle(&mut self, message: Message, ctx: &ServiceContext) {
         if message
             .deadline_ms
-            .is_some_and(|deadline| wall_ms() >= deadline)
+            .is_some_and(|deadline| stage_core::clock::wall_ms() >= deadline)
         {
             return;
         }
@@ -226,7 +217,7 @@ impl Service for TicketService {
         }
         let now = ctx.now_ms();
         let mut labels = Vec::new();
-        if let Err(e) = self.command(now, ctx.id.len() + 1, message, &mut labels) {
+        if let Err(e) = self.command(now, message, &mut labels) {
             tracing::warn!(target: "ticket", "{}: {e}", ctx.id);
         }
         self.flush(now, ctx, &labels);
@@ -293,13 +284,13 @@ fn send(
             let ticket_at = key.len();
             request.push_to(&mut key);
             let ticket = Value::str(&key[ticket_at..]);
-            let mut message = Message::new(key, payload);
+            let mut message = Message::new(PayloadKey::verbatim(key), payload);
             message.sender = Some(Sender {
                 address: ctx.address.clone(),
                 stage: None,
             });
             message.globals = vec![("_TICKET".to_owned(), ticket)];
-            (!post(ctx, &requester, &callback, message)).then_some(request)
+            (!ctx.send_callback(&requester, &callback, message)).then_some(request)
         }
         Event::Feedback {
             requester,
@@ -307,8 +298,11 @@ fn send(
             outcome,
         } => {
             let values = [Value::str(feedback.key), outcome_value(&outcome)];
-            let message = Message::new(feedback.callback.as_str(), Args::from_iter(values));
-            post(ctx, &requester, &feedback.callback, message);
+            let message = Message::new(
+                PayloadKey::verbatim(feedback.callback.as_str()),
+                Args::from_iter(values),
+            );
+            ctx.send_callback(&requester, &feedback.callback, message);
             None
         }
         Event::FeedbackTable {
@@ -326,8 +320,11 @@ fn send(
                 table.push((value::Key::Str(value::Bytes::new()), value));
             }
             let values = [Value::str(feedback.key), Value::Table(Table(table))];
-            let message = Message::new(feedback.callback.as_str(), Args::from_iter(values));
-            post(ctx, &requester, &feedback.callback, message);
+            let message = Message::new(
+                PayloadKey::verbatim(feedback.callback.as_str()),
+                Args::from_iter(values),
+            );
+            ctx.send_callback(&requester, &feedback.callback, message);
             None
         }
         Event::Cancelled {
@@ -362,22 +359,4 @@ fn send(
             None
         }
     }
-}
-
-/// Sends a message for `callback` (a qualified callback id): to the requester itself, or, when
-/// the callback names another stage, to one instance of that stage. False when nobody took it.
-fn post(ctx: &ServiceContext, requester: &Requester, callback: &str, message: Message) -> bool {
-    match callback.split_once(':') {
-        Some((stage, _)) if requester.stage.as_deref() != Some(stage) => {
-            matches!(ctx.router.send(stage, Scope::One, message), Ok(n) if n > 0)
-        }
-        _ => ctx.send_to(&requester.address, message),
-    }
-}
-
-/// Wall-clock milliseconds, the clock of message deadlines.
-fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -4,15 +4,17 @@ pub mod logger;
 pub mod process;
 pub mod stage;
 pub mod thread;
+pub(crate) mod thread_jobs;
 
 use crate::handlers::{shipped_code, Shipped};
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
 use crate::stage::Stage;
-use crate::stage::StageCommand;
-use crate::worker::{JobScope, Origin};
+use crate::command::StageCommand;
+use crate::origin::Origin;
+use crate::worker::JobScope;
 use mlua::{Function, Lua, MultiValue};
-use stage_core::router::Mailbox;
+use stage_core::mailbox::Mailbox;
 use stage_core::Message;
 use stage_core::Value;
 use std::rc::Rc;
@@ -200,9 +202,3 @@ impl Actor {
     }
 }
 
-/// Wall-clock time in milliseconds since the epoch.
-pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

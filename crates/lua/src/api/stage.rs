@@ -1,7 +1,7 @@
 //! The `stage` table: `waitfor`, `signal`, `addtask`, `once`, `load`, `require`, `call`, `exit`
 //! (`runtime.md` §9, `messaging.md` §2–7).
 
-use super::{current_process, current_sandbox, current_stage, wall_ms, Actor};
+use super::{current_process, current_sandbox, current_stage, Actor};
 use crate::convert;
 use crate::errors;
 use crate::handlers::Shipped;
@@ -10,14 +10,16 @@ use crate::scripts::{split_name, Script};
 use crate::stage::Stage;
 use crate::worker::{Job, JobFn};
 use mlua::{Function, Lua, MultiValue, Table, Value as LuaValue};
-use stage_core::address::{self, reply_id, Scope, Target};
-use stage_core::{Args, Message, Value};
+use stage_core::Value;
 
 /// Creates the `stage` table.
 pub fn install(lua: &Lua) -> mlua::Result<Table> {
     let stage = lua.create_table()?;
     stage.set("waitfor", lua.create_function(waitfor)?)?;
-    stage.set("signal", lua.create_function(signal)?)?;
+    stage.set(
+        "signal",
+        lua.create_function(crate::messaging::send::signal)?,
+    )?;
     stage.set("addtask", lua.create_function(addtask)?)?;
     stage.set("once", lua.create_function(once)?)?;
     stage.set(
@@ -105,19 +107,6 @@ fn name_result(lua: &Lua, name: &str) -> mlua::Result<MultiValue> {
     )]))
 }
 
-/// A random handler name of `len` letters and digits that `taken` does not know.
-pub(crate) fn fresh_name(len: usize, taken: impl Fn(&str) -> bool) -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    loop {
-        let candidate: String = (0..len)
-            .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-            .collect();
-        if !taken(&candidate) {
-            return candidate;
-        }
-    }
-}
-
 pub(crate) fn copy_all(lua: &Lua, values: &[LuaValue]) -> mlua::Result<Vec<Value>> {
     values.iter().map(|v| convert::to_value(lua, v)).collect()
 }
@@ -129,7 +118,7 @@ fn register_fresh(
     f: Function,
     rest: Vec<LuaValue>,
 ) -> mlua::Result<MultiValue> {
-    let name = fresh_name(len, |n| actor.has_handler(n));
+    let name = crate::ids::fresh_random(len, |n| actor.has_handler(n));
     tracing::info!(target: "lua", "stage.waitfor: registered '{name}'");
     actor.register(lua, name.clone(), &f, Some(copy_all(lua, &rest)?))?;
     name_result(lua, &name)
@@ -176,330 +165,6 @@ fn list_handlers(lua: &Lua, stage: &Stage) -> mlua::Result<MultiValue> {
         out.raw_set(name.as_str(), value)?;
     }
     Ok(MultiValue::from_iter([LuaValue::Table(out)]))
-}
-
-// ---------------------------------------------------------------- signal
-
-pub(crate) fn signal(
-    lua: &Lua,
-    (target, values): (LuaValue, MultiValue),
-) -> mlua::Result<MultiValue> {
-    let stage = Actor::current(lua)?;
-    match target {
-        LuaValue::String(t) => {
-            let t = t.to_str()?;
-            send(lua, &stage, &t, values, None, None)
-        }
-        LuaValue::Nil => {
-            if stage.in_sync_call() {
-                return Ok(MultiValue::new());
-            }
-            match lua.globals().raw_get::<LuaValue>("_WAITFOR")? {
-                LuaValue::Table(ctx) => reply(lua, &stage, &ctx, values),
-                _ => Err(mlua::Error::runtime(
-                    "not a callback function: stage.signal(nil, ...) replies only inside a handler",
-                )),
-            }
-        }
-        LuaValue::Table(options) => {
-            if let LuaValue::String(_) = options.raw_get::<LuaValue>(0)? {
-                return reply(lua, &stage, &options, values);
-            }
-            let LuaValue::String(t) = options.raw_get::<LuaValue>(1)? else {
-                return Err(mlua::Error::runtime(
-                    "Format error: the target table needs a target string at [1]",
-                ));
-            };
-            let (mut deadline, mut address) = (None, None);
-            for i in 2..=3 {
-                match options.raw_get::<LuaValue>(i)? {
-                    LuaValue::Integer(ms) if ms > 0 => deadline = Some(wall_ms() + ms as u64),
-                    LuaValue::Number(ms) if ms > 0.0 => deadline = Some(wall_ms() + ms as u64),
-                    LuaValue::String(a) => address = Some(a.to_str()?.to_string()),
-                    _ => {}
-                }
-            }
-            let t = t.to_str()?;
-            send(lua, &stage, &t, values, deadline, address)
-        }
-        _ => Err(mlua::Error::runtime(
-            "Invalid argument: stage.signal expects a target string, a table or nil",
-        )),
-    }
-}
-
-/// Sends values to a parsed target (`messaging.md` §6).
-fn send(
-    lua: &Lua,
-    stage: &Actor,
-    target: &str,
-    values: MultiValue,
-    deadline_ms: Option<u64>,
-    address: Option<String>,
-) -> mlua::Result<MultiValue> {
-    let own = stage.id();
-    let parsed = address::parse(target, own).map_err(mlua::Error::external)?;
-    let (key, scope, route_to) = match parsed {
-        Target::Sync { msg } => return stage.call_sync(lua, msg, values),
-        Target::Stage {
-            stage: None,
-            msg,
-            this_instance,
-            scope,
-            ..
-        } => {
-            if own.is_none() {
-                // A stage without id offers the key to its own process, synchronously (§6.7).
-                return stage.call_sync(lua, msg, values);
-            }
-            let key = stage.origin().own_key(msg);
-            if this_instance && address.is_none() {
-                let message = message(lua, stage, key, &values, deadline_ms)?;
-                stage.post_self(lua, message)?;
-                return Ok(MultiValue::new());
-            }
-            (key, scope, own.unwrap_or_default().to_string())
-        }
-        Target::Stage {
-            stage: Some(svc),
-            msg,
-            include_sender,
-            scope,
-            ..
-        } => (
-            other_stage_key(svc, own, msg, include_sender),
-            scope,
-            svc.to_string(),
-        ),
-        Target::AnyOwn { msg } => (
-            stage.origin().own_key(msg),
-            Scope::One,
-            own.unwrap_or_default().to_string(),
-        ),
-        Target::Multi { stage: svc } => {
-            let Some(LuaValue::Table(batch)) = values.front() else {
-                return Err(mlua::Error::runtime(
-                    "stage.signal(\"svc:\", t): the value must be a table of payload keys",
-                ));
-            };
-            let to = svc.or(own).unwrap_or_default().to_string();
-            for pair in batch.pairs::<LuaValue, LuaValue>() {
-                let (k, v) = pair?;
-                let LuaValue::String(k) = k else { continue };
-                let m = message(
-                    lua,
-                    stage,
-                    k.to_str()?.to_string(),
-                    std::slice::from_ref(&v),
-                    deadline_ms,
-                )?;
-                route(lua, stage, address.as_deref(), &to, Scope::One, m)?;
-            }
-            return Ok(MultiValue::new());
-        }
-        Target::Lock { .. } => {
-            return Err(mlua::Error::runtime(format!(
-                "stage.signal('{target}'): ordered locks are not available in this version"
-            )))
-        }
-    };
-    let m = message(lua, stage, key, &values, deadline_ms)?;
-    route(lua, stage, address.as_deref(), &route_to, scope, m)?;
-    Ok(MultiValue::new())
-}
-
-/// `stage.signal(target, ...)` for a target naming another stage, its values copied already
-/// (the stage thread's fast path: `rawsend.rs`). `Ok(false)` when nothing was sent: the
-/// target is of another form, or a broadcast (which the ordinary path sends, as it may fail
-/// halfway).
-pub(crate) fn signal_other_stage(stage: &Actor, target: &str, values: Args) -> mlua::Result<bool> {
-    let own = stage.id();
-    let Ok(Target::Stage {
-        stage: Some(svc),
-        msg,
-        include_sender,
-        scope,
-        ..
-    }) = address::parse(target, own)
-    else {
-        return Ok(false);
-    };
-    if scope == Scope::All {
-        return Ok(false);
-    }
-    let key = other_stage_key(svc, own, msg, include_sender);
-    route_to_stage(stage, svc, scope, outgoing(stage, key, values, None)?)?;
-    Ok(true)
-}
-
-/// The payload key of message `msg` to stage `svc`, sent by stage `own`.
-fn other_stage_key(svc: &str, own: Option<&str>, msg: &str, include_sender: bool) -> String {
-    match (include_sender, own) {
-        (true, Some(me)) => [svc, me, msg].join(":"),
-        _ => [svc, msg].join(":"),
-    }
-}
-
-/// Builds an outgoing message, refusing values over `#limits.message_bytes` (decision 28).
-fn message<'a>(
-    lua: &Lua,
-    stage: &Actor,
-    key: String,
-    values: impl IntoIterator<Item = &'a LuaValue>,
-    deadline_ms: Option<u64>,
-) -> mlua::Result<Message> {
-    outgoing(stage, key, convert::to_args(lua, values)?, deadline_ms)
-}
-
-/// [`message`] with values copied already.
-fn outgoing(
-    stage: &Actor,
-    key: String,
-    values: Args,
-    deadline_ms: Option<u64>,
-) -> mlua::Result<Message> {
-    let limit = stage.process().limits.message_bytes;
-    let size = key.len() + values.iter().map(Value::approx_size).sum::<usize>();
-    if size > limit {
-        return Err(mlua::Error::runtime(format!(
-            "message '{key}' is too large: about {size} bytes, the limit is {limit} (#limits.message_bytes)"
-        )));
-    }
-    Ok(Message {
-        key,
-        values,
-        sender: Some(stage.origin().sender()),
-        deadline_ms,
-        globals: Vec::new(),
-    })
-}
-
-fn route(
-    lua: &Lua,
-    stage: &Actor,
-    address: Option<&str>,
-    ids: &str,
-    scope: Scope,
-    message: Message,
-) -> mlua::Result<()> {
-    match address {
-        Some(address) => stage.send_to(lua, address, message),
-        None => route_to_stage(stage, ids, scope, message),
-    }
-}
-
-/// Delivers to the instances of `ids` that `scope` selects.
-fn route_to_stage(stage: &Actor, ids: &str, scope: Scope, message: Message) -> mlua::Result<()> {
-    stage.count_out();
-    let delivered = stage
-        .process()
-        .node
-        .router
-        .send(ids, scope, message)
-        .map_err(mlua::Error::external)?;
-    if delivered == 0 {
-        tracing::debug!(target: "lua", "no instance of '{ids}' to deliver to: message dropped");
-    }
-    Ok(())
-}
-
-/// `stage.signal(nil, ...)` or a hand-made reply context (`messaging.md` §7.2).
-fn reply(lua: &Lua, stage: &Actor, ctx: &Table, values: MultiValue) -> mlua::Result<MultiValue> {
-    let id: Option<String> = ctx.raw_get(0)?;
-    let address: Option<String> = ctx.raw_get(1)?;
-    let to_stage: Option<String> = ctx.raw_get(2)?;
-    reply_to(lua, stage, id, address, to_stage, values)
-}
-
-/// `stage.signal(nil, ...)` from the stage thread's fast path, which passes the fields of the
-/// running handler's `_WAITFOR`: message id, reply address, sender's stage id.
-pub(crate) fn reply_from_fields(
-    lua: &Lua,
-    (id, address, to_stage, values): (Option<String>, Option<String>, Option<String>, MultiValue),
-) -> mlua::Result<MultiValue> {
-    let stage = Actor::current(lua)?;
-    if stage.in_sync_call() {
-        return Ok(MultiValue::new());
-    }
-    reply_to(lua, &stage, id, address, to_stage, values)
-}
-
-/// A reply to message `id` with values copied already, from a stage thread's fast path
-/// (`rawsend.rs`): `Ok(false)` when nothing was sent because the reply goes to this very
-/// stage instance or nowhere (the ordinary path handles those).
-pub(crate) fn reply_elsewhere(
-    stage: &Stage,
-    id: &str,
-    address: &str,
-    to_stage: Option<&str>,
-    values: Args,
-) -> mlua::Result<bool> {
-    if stage.in_sync_call.get() {
-        return Ok(true);
-    }
-    if address == &*stage.origin.address {
-        return Ok(false);
-    }
-    let key = reply_key(id, to_stage);
-    if key.is_empty() {
-        return Ok(true);
-    }
-    let message = Message {
-        key,
-        values,
-        sender: None,
-        deadline_ms: None,
-        globals: Vec::new(),
-    };
-    stage.send_elsewhere(address, message)?;
-    Ok(true)
-}
-
-/// The payload key of a reply to message `id` from stage `to_stage` (empty: nothing to reply
-/// to).
-fn reply_key(id: &str, to_stage: Option<&str>) -> String {
-    let reply = reply_id(id);
-    match to_stage {
-        Some(s) => [s, reply].join(":"),
-        None => reply.to_string(),
-    }
-}
-
-fn reply_to(
-    lua: &Lua,
-    stage: &Actor,
-    id: Option<String>,
-    address: Option<String>,
-    to_stage: Option<String>,
-    values: MultiValue,
-) -> mlua::Result<MultiValue> {
-    let key = reply_key(id.as_deref().unwrap_or(""), to_stage.as_deref());
-    if key.is_empty() {
-        return Ok(MultiValue::new());
-    }
-    match address {
-        Some(address) => {
-            let message = Message {
-                key,
-                values: convert::to_args(lua, values.iter())?,
-                sender: None,
-                deadline_ms: None,
-                globals: Vec::new(),
-            };
-            stage.send_to(lua, &address, message)?;
-        }
-        None => {
-            let msg = match stage.id() {
-                Some(own) => match key.strip_prefix(own).and_then(|k| k.strip_prefix(':')) {
-                    Some(m) => m.to_string(),
-                    None => return Ok(MultiValue::new()),
-                },
-                None => key,
-            };
-            stage.call_sync(lua, &msg, values)?;
-        }
-    }
-    Ok(MultiValue::new())
 }
 
 // ---------------------------------------------------------------- addtask

@@ -7,7 +7,7 @@
 //! values are posted straight to the stage's mailbox, never through the router (decision Q16).
 //! The callback is removed [`crate::stage::THREAD_CALLBACK_LINGER_MS`] after the job ended.
 
-use super::stage::{copy_all, fresh_name, job_function};
+use super::stage::{copy_all, job_function};
 use super::Actor;
 use crate::budget;
 use crate::convert;
@@ -31,7 +31,7 @@ pub fn thread_id() -> u64 {
 
 /// Wall-clock seconds as a float with millisecond precision.
 pub fn tick() -> f64 {
-    super::wall_ms() as f64 / 1000.0
+    stage_core::clock::wall_ms() as f64 / 1000.0
 }
 
 /// `thread.new` and its handles, in Lua: a handle is a table whose `waitfor` is a closure over
@@ -163,7 +163,7 @@ fn start(lua: &Lua, (f, args): (LuaValue, MultiValue)) -> mlua::Result<LuaValue>
 pub(crate) fn submit(actor: &Actor, func: JobFn, args: Args) -> mlua::Result<CallbackId> {
     let callback = match actor {
         Actor::Stage(stage) => stage.fresh_callback_id(),
-        Actor::Job(_) => fresh_name(CallbackId::LEN, |_| false),
+        Actor::Job(_) => crate::ids::fresh_random(CallbackId::LEN, |_| false),
     };
     let id = CallbackId::of(&callback);
     let job = Job {
@@ -186,7 +186,7 @@ pub(crate) struct CallbackId {
 
 impl CallbackId {
     /// How long the ids made for callbacks are.
-    pub const LEN: usize = 16;
+    pub const LEN: usize = crate::ids::CALLBACK_ID_LEN;
 
     fn of(id: &str) -> CallbackId {
         let mut bytes = [0; CallbackId::LEN];

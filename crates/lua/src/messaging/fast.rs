@@ -1,4 +1,4 @@
-//! The stage thread's fast path: `fastpath.lua` runs the two hottest cases without leaving Lua —
+//! The stage thread's fast path: `fast.lua` runs the two hottest cases without leaving Lua —
 //! synchronous `:msg` calls to plain handlers, and the queue of messages a stage sends to itself.
 //!
 //! A *plain* handler has no registration arguments, no captured upvalues and no `=` in its name;
@@ -20,7 +20,7 @@ use stage_core::address::{self, Target};
 use stage_core::{Message, Value};
 use std::rc::Rc;
 
-const SOURCE: &str = include_str!("fastpath.lua");
+const SOURCE: &str = include_str!("fast.lua");
 
 /// How many mailbox messages one batch holds at most.
 pub const MAIL_BATCH: usize = 64;
@@ -160,7 +160,7 @@ impl FastPath {
         let globals = lua.globals();
         let stage_table: Table = globals.get("stage")?;
         let raw_signal = lua.create_function(|lua, args| {
-            crate::errors::outcome(lua, crate::api::stage::signal(lua, args))
+            crate::errors::outcome(lua, super::send::signal(lua, args))
         })?;
         let own = stage.origin.id.clone();
         let classify = lua.create_function(move |_, target: mlua::LuaString| {
@@ -218,7 +218,7 @@ impl FastPath {
             report_text(lua, text);
             Ok(())
         })?;
-        let wall_ms = lua.create_function(|_, ()| Ok(crate::api::wall_ms()))?;
+        let wall_ms = lua.create_function(|_, ()| Ok(stage_core::clock::wall_ms()))?;
         let id = stage.origin.id.as_deref().unwrap_or("").to_string();
         let error_text = lua.create_function(|_, e: LuaValue| {
             Ok(match e {
@@ -228,7 +228,7 @@ impl FastPath {
         })?;
         // Replies with the running handler's `_WAITFOR` fields, read on the Lua side.
         let raw_reply = lua.create_function(|lua, args| {
-            crate::errors::outcome(lua, crate::api::stage::reply_from_fields(lua, args))
+            crate::errors::outcome(lua, super::reply::reply_from_fields(lua, args))
         })?;
         let weak = Rc::downgrade(stage);
         let slow_mail = lua.create_function(move |lua, index: usize| {
@@ -258,7 +258,7 @@ impl FastPath {
                 Ok(())
             },
         )?;
-        let raw = crate::rawsend::RawSend::new(lua, stage)?;
+        let raw = crate::messaging::plain::RawSend::new(lua, stage)?;
         let more = lua.create_table()?;
         more.raw_set(1, MAIL_SLOTS)?;
         more.raw_set(2, slow_mail)?;
@@ -295,7 +295,7 @@ impl FastPath {
                 more,
             ))?;
         stage_table.set("signal", signal)?;
-        let threads = crate::rawthread::RawThread::new(lua)?;
+        let threads = crate::api::thread_jobs::RawThread::new(lua)?;
         let fast = crate::api::thread::FastThreads {
             new_job: &threads.new_job,
             watch: &threads.watch,
@@ -429,7 +429,7 @@ impl FastPath {
     }
 }
 
-/// Writes mailbox messages into the Lua side's buffer at stack index 1 (see `fastpath.lua`).
+/// Writes mailbox messages into the Lua side's buffer at stack index 1 (see `fast.lua`).
 struct MailWriter {
     state: *mut mlua::ffi::lua_State,
     /// The last slot written.

@@ -1,4 +1,4 @@
-//! The stage thread's two hottest sends as C functions that the fast path (`fastpath.lua`)
+//! The stage thread's two hottest sends as C functions that the fast path (`fast.lua`)
 //! calls before the ordinary ones: a message to another stage (`stage.signal("svc:msg", ...)`)
 //! and a reply (`stage.signal(nil, ...)`), when every value is plain data. They skip `mlua`'s
 //! callback machinery and the round trip of the values through `mlua` values: the values are
@@ -9,7 +9,8 @@
 //! nothing when the ordinary path is to do the work: a value that is not plain data, a target
 //! of another form or a broadcast, a reply to this very instance.
 
-use crate::api::stage::{reply_elsewhere, signal_other_stage};
+use super::reply::reply_elsewhere;
+use super::send::signal_other_stage;
 use crate::api::Actor;
 use crate::convert::{read_plain_args, read_string};
 use crate::stage::Stage;

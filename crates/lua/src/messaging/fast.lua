@@ -1,4 +1,4 @@
--- The stage thread's fast path (see fastpath.rs): synchronous `:msg` calls to plain handlers,
+-- The stage thread's fast path (see fast.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
 local B, ID, ADDR, raw_signal, raw_reply, classify, copy_args, slow_deliver, report, wall_ms, mark,
   error_text, limit, max_bytes, more = ...

@@ -12,7 +12,7 @@
 use crate::api::thread::{submit, CallbackId};
 use crate::convert::{read_plain_args, read_string};
 use crate::handlers::{ShipCache, Shipped};
-use crate::rawsend::{current, failed};
+use crate::messaging::plain::{current, failed};
 use crate::worker::JobFn;
 use mlua::ffi::{self, lua_State};
 use mlua::{Lua, WeakLua};
