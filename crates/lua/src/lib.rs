@@ -20,5 +20,5 @@ pub mod store;
 pub mod timers;
 pub mod worker;
 
-pub use process::{Limits, Node, ProcessContext, ProcessSettings};
+pub use process::{Node, ProcessContext, ProcessSettings};
 pub use stage_thread::{prepare, spawn, PreparedStage, StageHandle, StageSpec};

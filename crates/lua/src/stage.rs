@@ -119,7 +119,7 @@ impl Stage {
     /// A stage with no handlers yet; `env` is its private global table.
     pub fn new(origin: Origin, process: Arc<ProcessContext>, env: mlua::Table, tag: u64) -> Stage {
         let counters = StageCounters::new(&process, origin.id.as_deref().unwrap_or(""));
-        let timers = Timers::new(tag, process.limits.timers_per_stage);
+        let timers = Timers::new(tag, process.limits.max_timers_per_stage());
         Stage {
             origin,
             process,

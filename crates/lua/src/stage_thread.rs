@@ -53,7 +53,7 @@ pub type StageHandle = MailboxThread;
 /// Registers the mailbox of `spec` in `process`; `tag` is unique among the node's stages.
 pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> PreparedStage {
     let name = spec.id.clone().unwrap_or_default();
-    let (mailbox, rx) = stage_core::mailbox::channel(&name, process.limits.mailbox);
+    let (mailbox, rx) = stage_core::mailbox::channel(&name, process.limits.mailbox_capacity());
     let address: Arc<str> = format!("local:{}.{tag}", process.number).into();
     process
         .node
@@ -121,7 +121,7 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
         let budget = Budget {
             time: Duration::from_millis(limits.stage_budget_ms),
             what: "#limits.stage_budget_ms",
-            memory_bytes: limits.lua_memory_bytes,
+            memory_bytes: limits.lua_memory_bytes(),
         };
         let watching = budget::enforce(&lua, &budget, &stage.progress)?;
         Ok((lua, stage, watching))

@@ -326,7 +326,7 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
         let budget = Budget {
             time: Duration::from_millis(limits.job_budget_ms),
             what: "#limits.job_budget_ms",
-            memory_bytes: limits.lua_memory_bytes,
+            memory_bytes: limits.lua_memory_bytes(),
         };
         let watching = budget::enforce(&lua, &budget, &progress)?;
         Ok((lua, sandbox, progress, watching))

@@ -358,7 +358,7 @@ fn outgoing(
     values: Args,
     deadline_ms: Option<u64>,
 ) -> mlua::Result<Message> {
-    let limit = stage.process().limits.message_bytes;
+    let limit = stage.process().limits.max_message_bytes();
     let size = key.len() + values.iter().map(Value::approx_size).sum::<usize>();
     if size > limit {
         return Err(mlua::Error::runtime(format!(
