@@ -80,6 +80,11 @@ impl At {
         }
     }
 
+    /// An integer greater than zero, as a size or count (beyond `usize::MAX` it saturates).
+    pub(crate) fn positive_size(&self, value: &Value) -> Result<usize, ConfigError> {
+        self.positive(value).map(saturating_usize)
+    }
+
     /// An integer that is zero or more.
     pub(crate) fn non_negative(&self, value: &Value) -> Result<u64, ConfigError> {
         match value.as_i64() {
@@ -118,6 +123,11 @@ impl At {
             None => Ok(map),
         }
     }
+}
+
+/// `n` as a `usize`, `usize::MAX` when it does not fit.
+pub(crate) fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// A short description of a value for error messages: scalars as JSON, containers by kind.

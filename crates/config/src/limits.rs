@@ -2,10 +2,12 @@
 
 use serde_json::Value;
 
-use crate::at::At;
+use crate::at::{saturating_usize, At};
 use crate::ConfigError;
 
-/// Protection limits; every field has the default of decision 25.
+/// Protection limits, as written in `#limits` and as the runtime applies them (through the
+/// methods that give the sizes in the runtime's units); every field has the default of
+/// decision 25.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Wall-clock budget of one invocation on a stage thread (default 2000 ms).
@@ -39,6 +41,26 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The largest message a stage may send, in bytes.
+    pub fn max_message_bytes(&self) -> usize {
+        saturating_usize(self.message_bytes)
+    }
+
+    /// Messages a stage's (or service's) mailbox holds before senders get an error; at least 1.
+    pub fn mailbox_capacity(&self) -> usize {
+        saturating_usize(self.mailbox).max(1)
+    }
+
+    /// Pending `stage.addtask` timers one stage may have.
+    pub fn max_timers_per_stage(&self) -> usize {
+        saturating_usize(self.timers_per_stage)
+    }
+
+    /// The memory cap of each Lua state, in bytes.
+    pub fn lua_memory_bytes(&self) -> usize {
+        saturating_usize(self.lua_memory_mib.saturating_mul(1 << 20))
+    }
+
     /// Parses the `#limits` object; every key optional, every value a positive integer.
     pub(crate) fn parse(value: &Value, at: &At) -> Result<Limits, ConfigError> {
         const KEYS: [&str; 7] = [
@@ -111,6 +133,22 @@ mod tests {
                 watchdog_ms: 7
             }
         );
+    }
+
+    #[test]
+    fn runtime_sizes() {
+        let limits = Limits::default();
+        assert_eq!(limits.max_message_bytes(), 1 << 20);
+        assert_eq!(limits.mailbox_capacity(), 100_000);
+        assert_eq!(limits.max_timers_per_stage(), 2048);
+        assert_eq!(limits.lua_memory_bytes(), 256 << 20);
+        let extreme = Limits {
+            mailbox: 0,
+            lua_memory_mib: u64::MAX,
+            ..Limits::default()
+        };
+        assert_eq!(extreme.mailbox_capacity(), 1);
+        assert_eq!(extreme.lua_memory_bytes(), usize::MAX);
     }
 
     #[test]

@@ -14,9 +14,7 @@ use crate::lua_config::main_script_in;
 use crate::module_spec::{ModuleKind, ModuleSpec};
 use crate::nats::NatsConfig;
 use crate::router::RouterConfig;
-use crate::sections::{
-    curl::CurlConfig, index::IndexConfig, route::RouteConfig, ticket::TicketConfig,
-};
+use crate::sections::{curl::CurlConfig, index, route, ticket};
 use crate::services::Services;
 use crate::startup::{processes, ProcessConfig};
 use crate::threads::ThreadsConfig;
@@ -59,10 +57,10 @@ pub struct NodeConfig {
     /// The processes of `#startup`, in order.
     pub processes: Vec<ProcessConfig>,
     document: Document,
-    index: BTreeMap<String, IndexConfig>,
+    index: BTreeMap<String, stage_index::Config>,
     curl: BTreeMap<String, CurlConfig>,
-    ticket: BTreeMap<String, TicketConfig>,
-    route: BTreeMap<String, RouteConfig>,
+    ticket: BTreeMap<String, stage_ticket::TicketConfig>,
+    route: BTreeMap<String, stage_route::RouteConfig>,
 }
 
 impl NodeConfig {
@@ -143,8 +141,9 @@ impl NodeConfig {
         }
     }
 
-    /// The settings of the index service with stage id `id`, if one is started.
-    pub fn index_section(&self, id: &str) -> Option<&IndexConfig> {
+    /// The settings of the index service with stage id `id`, if one is started; its `dir` is
+    /// as written, relative to [`NodeConfig::base_dir`] unless absolute.
+    pub fn index_section(&self, id: &str) -> Option<&stage_index::Config> {
         self.index.get(id)
     }
 
@@ -154,12 +153,12 @@ impl NodeConfig {
     }
 
     /// The settings of the ticket service with stage id `id`, if one is started.
-    pub fn ticket_section(&self, id: &str) -> Option<&TicketConfig> {
+    pub fn ticket_section(&self, id: &str) -> Option<&stage_ticket::TicketConfig> {
         self.ticket.get(id)
     }
 
     /// The settings of the route service with stage id `id`, if one is started.
-    pub fn route_section(&self, id: &str) -> Option<&RouteConfig> {
+    pub fn route_section(&self, id: &str) -> Option<&stage_route::RouteConfig> {
         self.route.get(id)
     }
 
@@ -227,13 +226,9 @@ impl NodeConfig {
                 .clone()
                 .unwrap_or_else(|| module.kind.name().to_owned());
             match module.kind {
-                ModuleKind::Index => insert(
-                    &mut self.index,
-                    id,
-                    IndexConfig::parse(value, &at)?,
-                    module,
-                    &at,
-                )?,
+                ModuleKind::Index => {
+                    insert(&mut self.index, id, index::parse(value, &at)?, module, &at)?
+                }
                 ModuleKind::Curl => insert(
                     &mut self.curl,
                     id,
@@ -244,14 +239,14 @@ impl NodeConfig {
                 ModuleKind::Ticket => insert(
                     &mut self.ticket,
                     id,
-                    TicketConfig::parse(value, &at)?,
+                    ticket::parse(value, &at)?,
                     module,
                     &at,
                 )?,
                 ModuleKind::Route => insert(
                     &mut self.route,
-                    id,
-                    RouteConfig::parse(value, &at)?,
+                    id.clone(),
+                    route::parse(value, &at, &id)?,
                     module,
                     &at,
                 )?,

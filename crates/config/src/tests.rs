@@ -147,8 +147,14 @@ fn example_node_keys() -> TestResult {
     assert_eq!(config.limits, Limits::default());
     assert_eq!(config.nats, NatsConfig::default());
     assert_eq!(config.admin, None);
-    assert_eq!(config.index_section("rank"), Some(&IndexConfig::default()));
-    assert_eq!(config.route_section("route"), Some(&RouteConfig::default()));
+    assert_eq!(
+        config.index_section("rank"),
+        Some(&stage_index::Config::default())
+    );
+    assert_eq!(
+        config.route_section("route"),
+        Some(&stage_route::RouteConfig::default())
+    );
     assert_eq!(config.index_section("route"), None);
     assert_eq!(config.ticket_section("ticket"), None);
     Ok(())
@@ -409,7 +415,7 @@ fn startup_entry_forms_and_delays() -> TestResult {
     assert_eq!(config.processes[0].entry, json!("lua+a"));
     assert_eq!(
         config.ticket_section("ticket"),
-        Some(&TicketConfig::default())
+        Some(&stage_ticket::TicketConfig::default())
     );
     assert_eq!(config.curl_section("web"), Some(&CurlConfig::default()));
     Ok(())
@@ -602,18 +608,18 @@ fn service_sections_by_spec_with_so_stripped() -> TestResult {
         Path::new("stage.json"),
     )?;
     let index = config.index_section("rank").cloned().unwrap_or_default();
-    assert_eq!((index.dir.as_str(), index.fsync_ms), ("data/", 5));
+    assert_eq!(
+        (index.dir.as_path(), index.durability),
+        (
+            Path::new("data/"),
+            stage_index::Durability::from_fsync_ms(5)
+        )
+    );
     let curl = config.curl_section("web").cloned().unwrap_or_default();
     assert_eq!(curl.user_agent.as_deref(), Some("agent/1"));
     let ticket = config.ticket_section("ticket").cloned().unwrap_or_default();
     assert_eq!(ticket.capacity, 100);
-    assert_eq!(
-        ticket.categories,
-        [TicketCategory {
-            name: "login".to_owned(),
-            limit: 10
-        }]
-    );
+    assert_eq!(ticket.categories, [("login".to_owned(), 10)]);
     assert_eq!(
         config.route_section("r").map(|r| r.probe_timeout_ms),
         Some(50)

@@ -252,7 +252,10 @@ mod tests {
 
     #[test]
     fn reply_keys_answer_the_reply_id() {
-        assert_eq!(PayloadKey::reply(Some("bots"), "join=joined").as_str(), "bots:joined");
+        assert_eq!(
+            PayloadKey::reply(Some("bots"), "join=joined").as_str(),
+            "bots:joined"
+        );
         assert_eq!(PayloadKey::reply(None, "add").as_str(), "add");
         assert!(PayloadKey::reply(Some("x"), "").as_str() == "x:");
         assert!(PayloadKey::reply(None, "").is_empty());

@@ -198,7 +198,11 @@ fn run<S: Service>(
     }
 }
 
-fn deliver<S: Service>(service: &mut S, ctx: &ServiceContext<S::Event>, inbound: Inbound<Infallible>) {
+fn deliver<S: Service>(
+    service: &mut S,
+    ctx: &ServiceContext<S::Event>,
+    inbound: Inbound<Infallible>,
+) {
     match inbound {
         Inbound::Message(m) => service.handle(m, ctx),
         Inbound::Wake => {}
@@ -262,7 +266,12 @@ mod tests {
         }
     }
 
-    fn echo_service() -> (Arc<Router>, Receiver<Message>, Arc<Mutex<u32>>, ServiceHandle) {
+    fn echo_service() -> (
+        Arc<Router>,
+        Receiver<Message>,
+        Arc<Mutex<u32>>,
+        ServiceHandle,
+    ) {
         let router = Arc::new(Router::new());
         let (tx, rx) = crossbeam_channel::unbounded();
         router.register(Some("client"), "client-addr".into(), Arc::new(Inbox(tx)));
@@ -319,10 +328,21 @@ mod tests {
         assert_eq!(router.send("echo", Scope::One, later), Ok(1));
         let now = request(Args::from_iter([Value::Int(2)]));
         assert_eq!(router.send("echo", Scope::One, now), Ok(1));
-        let first = rx.recv_timeout(Duration::from_secs(5)).expect("first reply");
-        let second = rx.recv_timeout(Duration::from_secs(5)).expect("second reply");
-        assert_eq!(first.values.as_slice(), [Value::Int(2)], "the immediate answer comes first");
-        assert_eq!(second.values.as_slice(), [Value::str("later"), Value::Int(1)]);
+        let first = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("first reply");
+        let second = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("second reply");
+        assert_eq!(
+            first.values.as_slice(),
+            [Value::Int(2)],
+            "the immediate answer comes first"
+        );
+        assert_eq!(
+            second.values.as_slice(),
+            [Value::str("later"), Value::Int(1)]
+        );
         handle.stop();
         handle.join();
     }

@@ -109,16 +109,16 @@ pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
     };
     let globals = match doc.get_str("g") {
         None => Vec::new(),
-        Some(Value::Table(t)) => t
-            .0
-            .iter()
-            .map(|(k, v)| match k {
-                Key::Str(name) => String::from_utf8(name.to_vec())
-                    .map(|name| (name, v.clone()))
-                    .map_err(|_| WireError::Field("g")),
-                Key::Int(_) => Err(WireError::Field("g")),
-            })
-            .collect::<Result<_, _>>()?,
+        Some(Value::Table(t)) => {
+            t.0.iter()
+                .map(|(k, v)| match k {
+                    Key::Str(name) => String::from_utf8(name.to_vec())
+                        .map(|name| (name, v.clone()))
+                        .map_err(|_| WireError::Field("g")),
+                    Key::Int(_) => Err(WireError::Field("g")),
+                })
+                .collect::<Result<_, _>>()?
+        }
         Some(_) => return Err(WireError::Field("g")),
     };
     Ok(Message {

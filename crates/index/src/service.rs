@@ -150,7 +150,6 @@ impl IndexService {
     }
 }
 
-
 /// Sends the reply `value` for `callback` to the sender of a message (see the module doc).
 fn send_reply(ctx: &ServiceContext, sender: &Sender, callback: &str, value: Value) {
     let callback = sender.qualify(callback);
@@ -171,7 +170,10 @@ impl Service for IndexService {
             tracing::warn!(target: "index", "{}: not addressed to {}", message.key, ctx.id);
             return;
         };
-        if message.deadline_ms.is_some_and(|d| stage_core::clock::wall_ms() >= d) {
+        if message
+            .deadline_ms
+            .is_some_and(|d| stage_core::clock::wall_ms() >= d)
+        {
             tracing::debug!(target: "index", "{}: deadline passed, dropped", message.key);
             return;
         }

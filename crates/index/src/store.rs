@@ -71,7 +71,9 @@ impl Durability {
 /// The configuration of an index service (decision 25).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The directory holding the files (`"index/"`).
+    /// The directory holding the files (`"index/"`); empty (the default) is the current
+    /// directory. A host that reads it from a configuration file resolves it against its own
+    /// base directory before opening the files.
     pub dir: PathBuf,
     /// Size limits of IDs and values.
     pub limits: Limits,
@@ -83,9 +85,11 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The current directory, IDs of 64 and values of 4096 bytes at most, an fsync every
+    /// 100 ms, compaction from 16 MiB of log (decision 25).
     fn default() -> Config {
         Config {
-            dir: PathBuf::from("index/"),
+            dir: PathBuf::new(),
             limits: Limits::default(),
             durability: Durability::Periodic(Duration::from_millis(100)),
             compact_log_bytes: 16 << 20,

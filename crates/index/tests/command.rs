@@ -4,9 +4,7 @@ mod common;
 
 use common::{list, st, TestCodec};
 use stage_core::{Key, Table, Value};
-use stage_index::command::{
-    Command, Commands, Problem, Request, Target, TargetError, TierPath,
-};
+use stage_index::command::{Command, Commands, Problem, Request, Target, TargetError, TierPath};
 use stage_index::{Config, Index, Tier};
 use std::time::Instant;
 

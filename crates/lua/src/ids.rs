@@ -37,9 +37,14 @@ mod tests {
 
     #[test]
     fn sequence_ids_are_distinct_letters_and_digits() {
-        let ids: Vec<String> = (0..100u64).map(|i| of_sequence((u64::MAX - 50).wrapping_add(i))).collect();
-        assert!(ids.iter().all(|id| id.len() == CALLBACK_ID_LEN
-            && id.bytes().all(|c| c.is_ascii_alphanumeric())));
+        let ids: Vec<String> = (0..100u64)
+            .map(|i| of_sequence((u64::MAX - 50).wrapping_add(i)))
+            .collect();
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == CALLBACK_ID_LEN
+                    && id.bytes().all(|c| c.is_ascii_alphanumeric()))
+        );
         let unique: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len());
         assert_eq!(of_sequence(61), "000000000000000z");

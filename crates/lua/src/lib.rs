@@ -2,8 +2,8 @@
 
 pub mod api;
 pub mod budget;
-pub mod command;
 pub mod bundle;
+pub mod command;
 pub mod convert;
 pub mod errors;
 pub mod handlers;
@@ -21,5 +21,5 @@ pub mod store;
 pub mod timers;
 pub mod worker;
 
-pub use process::{Limits, Node, ProcessContext, ProcessSettings};
+pub use process::{Node, ProcessContext, ProcessSettings};
 pub use stage_thread::{prepare, spawn, PreparedStage, StageHandle, StageSpec};

@@ -39,9 +39,7 @@ impl Origin {
 
     /// Queues a command for the origin's stage thread.
     pub fn command(&self, command: StageCommand) -> mlua::Result<()> {
-        self.mailbox
-            .command(command)
-            .map_err(mlua::Error::external)
+        self.mailbox.command(command).map_err(mlua::Error::external)
     }
 
     /// Posts values to one of the origin's handlers, with no sender (no automatic reply).

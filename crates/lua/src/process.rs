@@ -7,49 +7,13 @@ use crate::store::ProcessStore;
 use crate::worker::{Job, WorkerPool};
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value as Json};
-use stage_config::{ConfigError, LuaSettings};
-use stage_core::metrics::Metrics;
+use stage_config::{ConfigError, Limits, LuaSettings, ThreadsConfig};
 use stage_core::io::Io;
+use stage_core::metrics::Metrics;
 use stage_core::router::Router;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-
-/// Limits that protect a process from its scripts (`#limits`, decision 25).
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest message a stage may send, in bytes.
-    pub message_bytes: usize,
-    /// Messages a stage's mailbox holds before senders get an error.
-    pub mailbox: usize,
-    /// Pending `stage.addtask` timers per stage.
-    pub timers_per_stage: usize,
-    /// How long one invocation on a stage thread may run (0 = unlimited).
-    pub stage_budget_ms: u64,
-    /// How long one worker job may run (0 = unlimited).
-    pub job_budget_ms: u64,
-    /// The memory cap of each Lua state, in bytes (0 = none).
-    pub lua_memory_bytes: usize,
-    /// Worker threads of the process (`#threads[0]`).
-    pub workers: usize,
-    /// Outstanding jobs the worker pool accepts (`#threads[1]`).
-    pub job_queue: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            message_bytes: 1 << 20,
-            mailbox: 100_000,
-            timers_per_stage: 2048,
-            stage_budget_ms: 2000,
-            job_budget_ms: 30_000,
-            lua_memory_bytes: 256 << 20,
-            workers: 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
-            job_queue: 100_000,
-        }
-    }
-}
 
 /// What one process of the node is started with.
 #[derive(Clone, Debug)]
@@ -66,7 +30,10 @@ pub struct ProcessSettings {
     pub base_dir: PathBuf,
     /// The merged Lua configuration (`process["$"]`).
     pub lua_config: Map<String, Json>,
+    /// `#limits`: what protects the process from its scripts.
     pub limits: Limits,
+    /// `#threads`: the size of the worker pool and of its job queue.
+    pub threads: ThreadsConfig,
 }
 
 /// The node-wide services a process reaches out to.
@@ -86,6 +53,8 @@ pub struct ProcessContext {
     pub args: Vec<String>,
     pub base_dir: PathBuf,
     pub limits: Limits,
+    /// The worker pool's size and queue capacity.
+    threads: ThreadsConfig,
     pub title: Mutex<String>,
     /// The Lua configuration, which scripts may rewrite at run time.
     lua_config: RwLock<Map<String, Json>>,
@@ -118,6 +87,7 @@ impl ProcessContext {
             scripts: ScriptCache::new(settings.base_dir.clone()),
             base_dir: settings.base_dir,
             limits: settings.limits,
+            threads: settings.threads,
             title: Mutex::new(settings.title),
             lua_config: RwLock::new(settings.lua_config),
             search: RwLock::new(SearchPath::from(&lua)),
@@ -132,8 +102,8 @@ impl ProcessContext {
     /// Queues a job on the worker pool, starting the pool first if needed.
     pub fn submit(self: &Arc<Self>, job: Job) -> mlua::Result<()> {
         let pool = self.workers.get_or_init(|| {
-            let limits = &self.limits;
-            WorkerPool::start(self, limits.workers, limits.job_queue)
+            let threads = &self.threads;
+            WorkerPool::start(self, threads.workers, threads.queue)
                 .map_err(|e| format!("cannot start the worker threads: {e}"))
         });
         match pool {

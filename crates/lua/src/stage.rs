@@ -91,7 +91,7 @@ impl Stage {
     /// A stage with no handlers yet; `env` is its private global table.
     pub fn new(origin: Origin, process: Arc<ProcessContext>, env: mlua::Table, tag: u64) -> Stage {
         let counters = StageCounters::new(&process, origin.id.as_deref().unwrap_or(""));
-        let timers = Timers::new(tag, process.limits.timers_per_stage);
+        let timers = Timers::new(tag, process.limits.max_timers_per_stage());
         Stage {
             origin,
             process,
@@ -373,7 +373,11 @@ fn plain_name(name: &str) -> bool {
 }
 
 /// The registration arguments of a handler as fresh Lua values.
-pub(crate) fn registration_args(lua: &Lua, handler: &Handler, env: &mlua::Table) -> mlua::Result<MultiValue> {
+pub(crate) fn registration_args(
+    lua: &Lua,
+    handler: &Handler,
+    env: &mlua::Table,
+) -> mlua::Result<MultiValue> {
     handler
         .args
         .iter()

@@ -4,14 +4,14 @@
 
 use crate::api;
 use crate::budget::{self, Budget, Watching};
-use crate::messaging::fast::{FastPath, MAIL_BATCH};
+use crate::command::StageCommand;
 use crate::handlers::Shipped;
+use crate::messaging::fast::{FastPath, MAIL_BATCH};
+use crate::origin::Origin;
 use crate::process::ProcessContext;
 use crate::scripts::{split_name, Stamp};
 use crate::stage::{report_error, Stage};
 use crate::state;
-use crate::command::StageCommand;
-use crate::origin::Origin;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use mlua::{Lua, Value as LuaValue};
 use stage_core::mailbox::{Inbound, MailboxThread};
@@ -54,7 +54,7 @@ pub type StageHandle = MailboxThread;
 /// Registers the mailbox of `spec` in `process`; `tag` is unique among the node's stages.
 pub fn prepare(spec: StageSpec, process: Arc<ProcessContext>, tag: u64) -> PreparedStage {
     let name = spec.id.clone().unwrap_or_default();
-    let (mailbox, rx) = stage_core::mailbox::channel(&name, process.limits.mailbox);
+    let (mailbox, rx) = stage_core::mailbox::channel(&name, process.limits.mailbox_capacity());
     let address = ReplyAddress::local(process.number, tag);
     process
         .node
@@ -122,7 +122,7 @@ fn run(prepared: PreparedStage, stop: &AtomicBool) {
         let budget = Budget {
             time: Duration::from_millis(limits.stage_budget_ms),
             what: "#limits.stage_budget_ms",
-            memory_bytes: limits.lua_memory_bytes,
+            memory_bytes: limits.lua_memory_bytes(),
         };
         let watching = budget::enforce(&lua, &budget, &stage.progress)?;
         Ok((lua, stage, watching))

@@ -10,12 +10,12 @@
 //! `stage.submit` returns (the spec's back-pressure, without running jobs in the caller's state).
 
 use crate::budget::{self, Budget, Progress, Watching};
+use crate::command::StageCommand;
 use crate::convert;
 use crate::handlers::Shipped;
+use crate::origin::Origin;
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
-use crate::command::StageCommand;
-use crate::origin::Origin;
 use crate::stage::{report_error, reschedule_delay};
 use crate::state;
 use crossbeam_channel::Receiver;
@@ -286,7 +286,7 @@ fn work(process: &Arc<ProcessContext>, shared: &Shared) {
         let budget = Budget {
             time: Duration::from_millis(limits.job_budget_ms),
             what: "#limits.job_budget_ms",
-            memory_bytes: limits.lua_memory_bytes,
+            memory_bytes: limits.lua_memory_bytes(),
         };
         let watching = budget::enforce(&lua, &budget, &progress)?;
         Ok((lua, sandbox, progress, watching))

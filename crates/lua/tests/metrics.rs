@@ -1,9 +1,10 @@
 //! Each stage counts its messages, handler calls, handler errors and timer runs in the node's
 //! registry.
 
+use stage_config::{Limits, ThreadsConfig};
 use stage_core::metrics::Metrics;
 use stage_core::router::Router;
-use stage_lua::{Limits, Node, ProcessContext, ProcessSettings, StageSpec};
+use stage_lua::{Node, ProcessContext, ProcessSettings, StageSpec};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ stage.addtask(5, function () RUNS = (RUNS or 0) + 1 if RUNS < 2 then return 5 en
         base_dir: dir.path().to_path_buf(),
         lua_config: serde_json::Map::new(),
         limits: Limits::default(),
+        threads: ThreadsConfig::default(),
     };
     let process = ProcessContext::new(settings, node.clone()).expect("process");
     let spec = StageSpec {

@@ -4,12 +4,12 @@
 
 use crossbeam_channel::bounded;
 use stage_config::{ConfigError, ModuleKind, NodeConfig, ProcessConfig};
+use stage_core::io::Io;
 use stage_core::metrics::Metrics;
 use stage_core::router::Router;
 use stage_core::service::{Placement, ServiceHandle};
 use stage_core::ReplyAddress;
-use stage_core::io::Io;
-use stage_lua::{Limits, Node, ProcessContext, ProcessSettings, StageHandle, StageSpec};
+use stage_lua::{Node, ProcessContext, ProcessSettings, StageHandle, StageSpec};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +159,7 @@ fn start(
             let placement = Placement {
                 id,
                 address: ReplyAddress::local(process.number, tag),
-                capacity: context.limits.mailbox,
+                capacity: context.limits.mailbox_capacity(),
                 router: node.router.clone(),
                 io: node.io.clone(),
             };
@@ -194,7 +194,6 @@ fn settings(
     program: &str,
     args: &[String],
 ) -> ProcessSettings {
-    let limits = &config.limits;
     ProcessSettings {
         number: process.number,
         title: format!("{program}: {} - {}", process.number, process.entry),
@@ -202,17 +201,8 @@ fn settings(
         args: args.to_vec(),
         base_dir: config.base_dir.clone(),
         lua_config: process.lua_config.clone(),
-        limits: Limits {
-            message_bytes: usize::try_from(limits.message_bytes).unwrap_or(usize::MAX),
-            mailbox: usize::try_from(limits.mailbox).unwrap_or(usize::MAX).max(1),
-            timers_per_stage: usize::try_from(limits.timers_per_stage).unwrap_or(usize::MAX),
-            stage_budget_ms: limits.stage_budget_ms,
-            job_budget_ms: limits.job_budget_ms,
-            workers: config.threads.workers,
-            job_queue: config.threads.queue,
-            lua_memory_bytes: usize::try_from(limits.lua_memory_mib.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
-        },
+        limits: config.limits,
+        threads: config.threads,
     }
 }
 

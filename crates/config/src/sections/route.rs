@@ -2,40 +2,30 @@
 //! configurable probe timeout: `"=route+NAME": { "probe_timeout_ms": 300 }`.
 
 use serde_json::Value;
+use stage_route::RouteConfig;
 
 use crate::at::At;
 use crate::ConfigError;
 
-/// Settings of one route service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteConfig {
-    /// How long a unicast delivery waits for a subscriber to answer its probe (default 300 ms).
-    pub probe_timeout_ms: u64,
-}
-
-impl Default for RouteConfig {
-    fn default() -> Self {
-        RouteConfig {
-            probe_timeout_ms: 300,
+/// Parses the section of the route service `service` (its stage id, the prefix of the request
+/// keys it delivers) into the engine's settings (`None` or `null` = its defaults); the
+/// keep-alive is not configurable and keeps its default.
+pub(crate) fn parse(
+    value: Option<&Value>,
+    at: &At,
+    service: &str,
+) -> Result<RouteConfig, ConfigError> {
+    let mut config = RouteConfig {
+        service: service.to_owned(),
+        ..RouteConfig::default()
+    };
+    if let Some(value) = value.filter(|value| !value.is_null()) {
+        let map = at.closed_object(value, &["probe_timeout_ms"])?;
+        if let Some(ms) = map.get("probe_timeout_ms") {
+            config.probe_timeout_ms = at.key("probe_timeout_ms").positive(ms)?;
         }
     }
-}
-
-impl RouteConfig {
-    /// Parses a section (`None` or `null` = defaults).
-    pub(crate) fn parse(value: Option<&Value>, at: &At) -> Result<RouteConfig, ConfigError> {
-        let mut config = RouteConfig::default();
-        match value {
-            None | Some(Value::Null) => {}
-            Some(value) => {
-                let map = at.closed_object(value, &["probe_timeout_ms"])?;
-                if let Some(ms) = map.get("probe_timeout_ms") {
-                    config.probe_timeout_ms = at.key("probe_timeout_ms").positive(ms)?;
-                }
-            }
-        }
-        Ok(config)
-    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -44,7 +34,8 @@ mod tests {
     use serde_json::json;
 
     fn parse(value: Option<Value>) -> Result<RouteConfig, String> {
-        RouteConfig::parse(value.as_ref(), &At::file("f").key("=route")).map_err(|e| e.to_string())
+        super::parse(value.as_ref(), &At::file("f").key("=route"), "route")
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -60,6 +51,12 @@ mod tests {
         );
         let config = parse(Some(json!({"probe_timeout_ms": 50}))).ok();
         assert_eq!(config.map(|c| c.probe_timeout_ms), Some(50));
+    }
+
+    #[test]
+    fn the_service_is_named_by_its_id() {
+        let config = super::parse(None, &At::file("f"), "rooms").ok();
+        assert_eq!(config.map(|c| c.service), Some("rooms".to_owned()));
     }
 
     #[test]

@@ -2,83 +2,50 @@
 //! `"=ticket+NAME": [capacity, { "category": limit, … }]` or a bare capacity.
 
 use serde_json::{Map, Value};
+use stage_ticket::TicketConfig;
 
 use crate::at::At;
 use crate::ConfigError;
 
-/// A category defined in the configuration (it never closes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketCategory {
-    /// The category name (the `@cat` of the messages).
-    pub name: String,
-    /// `> 0`: tickets out at once, further requests wait; `< 0`: `|limit|` out at once, further
-    /// requests are rejected; `0`: every request is rejected.
-    pub limit: i64,
-}
-
-/// Settings of one ticket service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketConfig {
-    /// Most requests (holders and waiters together) tracked at once (default 10000).
-    pub capacity: u64,
-    /// Configured categories, in the order written.
-    pub categories: Vec<TicketCategory>,
-}
-
-impl Default for TicketConfig {
-    fn default() -> Self {
-        TicketConfig {
-            capacity: 10_000,
-            categories: Vec::new(),
-        }
-    }
-}
-
-impl TicketConfig {
-    /// Parses a section (`None` or `null` = defaults).
-    pub(crate) fn parse(value: Option<&Value>, at: &At) -> Result<TicketConfig, ConfigError> {
-        let mut config = TicketConfig::default();
-        match value {
-            None | Some(Value::Null) => {}
-            Some(number @ Value::Number(_)) => config.capacity = at.positive(number)?,
-            Some(Value::Array(items)) => {
-                for (index, item) in items.iter().enumerate() {
-                    let at = at.index(index);
-                    match item {
-                        Value::Number(_) => config.capacity = at.positive(item)?,
-                        Value::Object(limits) => config.add_categories(limits, &at)?,
-                        other => {
-                            return Err(at.expected("a capacity or an object of limits", other))
-                        }
-                    }
+/// Parses a section into the engine's settings (`None` or `null` = its defaults); the hold time
+/// is not configurable and keeps its default.
+pub(crate) fn parse(value: Option<&Value>, at: &At) -> Result<TicketConfig, ConfigError> {
+    let mut config = TicketConfig::default();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(number @ Value::Number(_)) => config.capacity = at.positive_size(number)?,
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                let at = at.index(index);
+                match item {
+                    Value::Number(_) => config.capacity = at.positive_size(item)?,
+                    Value::Object(limits) => add_categories(&mut config, limits, &at)?,
+                    other => return Err(at.expected("a capacity or an object of limits", other)),
                 }
             }
-            Some(other) => return Err(at.expected("a capacity or an array", other)),
         }
-        Ok(config)
+        Some(other) => return Err(at.expected("a capacity or an array", other)),
     }
+    Ok(config)
+}
 
-    /// `{ name: limit, … }`.
-    fn add_categories(&mut self, limits: &Map<String, Value>, at: &At) -> Result<(), ConfigError> {
-        for (name, limit) in limits {
-            let at = at.key(name);
-            if name.is_empty() {
-                return Err(at.error("a category needs a name"));
-            }
-            if self
-                .categories
-                .iter()
-                .any(|category| &category.name == name)
-            {
-                return Err(at.error(format!("category {name:?} is defined twice")));
-            }
-            self.categories.push(TicketCategory {
-                name: name.clone(),
-                limit: at.integer(limit)?,
-            });
+/// `{ name: limit, … }`, appended to the categories of `config`.
+fn add_categories(
+    config: &mut TicketConfig,
+    limits: &Map<String, Value>,
+    at: &At,
+) -> Result<(), ConfigError> {
+    for (name, limit) in limits {
+        let at = at.key(name);
+        if name.is_empty() {
+            return Err(at.error("a category needs a name"));
         }
-        Ok(())
+        if config.categories.iter().any(|(known, _)| known == name) {
+            return Err(at.error(format!("category {name:?} is defined twice")));
+        }
+        config.categories.push((name.clone(), at.integer(limit)?));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -87,20 +54,16 @@ mod tests {
     use serde_json::json;
 
     fn parse(value: Value) -> Result<TicketConfig, String> {
-        TicketConfig::parse(Some(&value), &At::file("f").key("=ticket+ticket"))
-            .map_err(|e| e.to_string())
+        super::parse(Some(&value), &At::file("f").key("=ticket+ticket")).map_err(|e| e.to_string())
     }
 
-    fn category(name: &str, limit: i64) -> TicketCategory {
-        TicketCategory {
-            name: name.to_owned(),
-            limit,
-        }
+    fn category(name: &str, limit: i64) -> (String, i64) {
+        (name.to_owned(), limit)
     }
 
     #[test]
     fn defaults() {
-        let config = TicketConfig::parse(None, &At::file("f")).unwrap_or_default();
+        let config = super::parse(None, &At::file("f")).unwrap_or_default();
         assert_eq!(config.capacity, 10_000);
         assert!(config.categories.is_empty());
         assert_eq!(parse(json!(null)).ok(), Some(TicketConfig::default()));

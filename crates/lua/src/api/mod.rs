@@ -6,12 +6,12 @@ pub mod stage;
 pub mod thread;
 pub(crate) mod thread_jobs;
 
+use crate::command::StageCommand;
 use crate::handlers::{shipped_code, Shipped};
+use crate::origin::Origin;
 use crate::process::ProcessContext;
 use crate::sandbox::Sandbox;
 use crate::stage::Stage;
-use crate::command::StageCommand;
-use crate::origin::Origin;
 use crate::worker::JobScope;
 use mlua::{Function, Lua, MultiValue};
 use stage_core::mailbox::Mailbox;
@@ -201,4 +201,3 @@ impl Actor {
         }
     }
 }
-

@@ -178,7 +178,7 @@ impl FastPath {
             })
         })?;
         let env = stage.env.clone();
-        let max_bytes = stage.process.limits.message_bytes;
+        let max_bytes = stage.process.limits.max_message_bytes();
         // Returns `true` and the copies, or `false` and the error text (raised by the Lua side
         // at the caller's line).
         let copy_args = lua.create_function(move |lua, (msg, values): (mlua::LuaString, MultiValue)| {
@@ -290,8 +290,8 @@ impl FastPath {
                 wall_ms,
                 crate::budget::invocation_marker(lua)?,
                 error_text,
-                stage.process.limits.mailbox,
-                stage.process.limits.message_bytes,
+                stage.process.limits.mailbox_capacity(),
+                stage.process.limits.max_message_bytes(),
                 more,
             ))?;
         stage_table.set("signal", signal)?;

@@ -8,7 +8,12 @@ use mlua::{Lua, MultiValue, Table};
 use stage_core::{Args, Message, PayloadKey};
 
 /// `stage.signal(nil, ...)` or a hand-made reply context (`messaging.md` §7.2).
-pub(crate) fn reply(lua: &Lua, stage: &Actor, ctx: &Table, values: MultiValue) -> mlua::Result<MultiValue> {
+pub(crate) fn reply(
+    lua: &Lua,
+    stage: &Actor,
+    ctx: &Table,
+    values: MultiValue,
+) -> mlua::Result<MultiValue> {
     let id: Option<String> = ctx.raw_get(0)?;
     let address: Option<String> = ctx.raw_get(1)?;
     let to_stage: Option<String> = ctx.raw_get(2)?;

@@ -188,7 +188,11 @@ fn outgoing(
     values: Args,
     deadline_ms: Option<u64>,
 ) -> mlua::Result<Message> {
-    check_size(key.as_str(), &values, stage.process().limits.message_bytes)?;
+    check_size(
+        key.as_str(),
+        &values,
+        stage.process().limits.max_message_bytes(),
+    )?;
     Ok(Message {
         key,
         values,
