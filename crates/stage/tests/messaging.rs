@@ -525,3 +525,46 @@ stage.signal("outer=done")
         out.stderr
     );
 }
+
+#[test]
+fn the_local_queue_keeps_order_and_values_while_it_grows_and_never_runs_empty() {
+    // 64 chains keep 64 self-messages queued at every moment (the queue never empties) while
+    // a burst of 3,000 messages of every value shape grows it past its first sizes.
+    let out = run(r#"
+GOT, WANT = {}, {}
+stage.waitfor("burst", function (i, s, t, d)
+  GOT[#GOT + 1] = i .. ":" .. tostring(s) .. ":" .. tostring(t and t.k) .. ":" .. tostring(d)
+end)
+STEPS = 0
+stage.waitfor("step", function (chain, left)
+  STEPS = STEPS + 1
+  if left > 0 then stage.signal("step", chain, left - 1) end
+end)
+for c = 1, 64 do stage.signal("step", c, 99) end
+for i = 1, 3000 do
+  local s, t, d = nil, nil, nil
+  if i % 3 == 0 then s = "s" .. i end
+  if i % 5 == 0 then t = { k = i } end
+  if i % 7 == 0 then d = i % 2 == 0 end
+  WANT[#WANT + 1] = i .. ":" .. tostring(s) .. ":" .. tostring(t and t.k) .. ":" .. tostring(d)
+  if d ~= nil then stage.signal("burst", i, s, t, d)
+  elseif t ~= nil then stage.signal("burst", i, s, t)
+  elseif s ~= nil then stage.signal("burst", i, s)
+  else stage.signal("burst", i) end
+end
+stage.addtask(10, function ()
+  if STEPS < 6400 or #GOT < 3000 then return 10 end
+  local same = #GOT == #WANT
+  for i = 1, #WANT do same = same and GOT[i] == WANT[i] end
+  print("steps", STEPS, "burst", #GOT, "in order", same)
+  stage.exit()
+  return 0
+end)
+"#);
+    assert_eq!(
+        out.lines(),
+        ["steps\t6400\tburst\t3000\tin order\ttrue"],
+        "{}",
+        out.stderr
+    );
+}

@@ -1,7 +1,11 @@
 -- The stage thread's fast path (see fast.rs): synchronous `:msg` calls to plain handlers,
 -- and the queue of messages a stage sends to itself, dispatched without leaving Lua.
-local B, ID, ADDR, raw_signal, raw_reply, classify, copy_args, slow_deliver, report, wall_ms, mark,
-  error_text, limit, max_bytes, more = ...
+-- Its parts come in one table, by name (fast.rs, FastPath::install).
+local P = ...
+local B, ID, ADDR = P.globals, P.id, P.address
+local raw_signal, raw_reply, classify, copy_args = P.signal, P.reply, P.classify, P.copy_args
+local slow_deliver, report, wall_ms, mark = P.deliver, P.report, P.wall_ms, P.mark
+local error_text, limit, max_bytes, too_large_error = P.error_text, P.mailbox, P.max_bytes, P.too_large
 local xpcall, select, type, error, rawget = xpcall, select, type, error, rawget
 local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 
@@ -11,12 +15,12 @@ local SYNC_CALL <const>, TO_SELF <const>, OTHER_STAGE <const> = 1, 2, 3
 -- A message to another stage and a reply when all values are plain data (rawsend.rs): they
 -- return true when done, false when they failed (failure() tells why), nothing when
 -- raw_signal or raw_reply is to do the work.
-local send_plain, reply_plain, failure = more[4], more[5], more[6]
+local send_plain, reply_plain, failure = P.send_plain, P.reply_plain, P.failure
 
 -- The results of raw_signal, raw_reply and failure, which return `true` and their results, or
 -- `false`, an error message and whether it is to be located at the calling line (errors.rs).
 -- Called in tail position from signal, so that level 2 is the line that called stage.signal.
-local check = more[7]
+local check = P.check
 -- Plain handlers by name: no registration arguments, no captured upvalues, no '=' in the name.
 local H = {}
 -- Parsed targets: kind and message id, cleared when it grows large.
@@ -32,8 +36,30 @@ local W, WS, depth = {}, {}, 0
 
 -- The queue: parallel arrays, so a one-value message allocates nothing. QR is who sent it:
 -- 0 this stage (a reply is expected), 1 this stage's automatic reply, 2 nobody (explicit reply).
-local QM, QN, Q1, QA, QR, QD = {}, {}, {}, {}, {}, {}
-local head, tail = 1, 1
+-- The arrays are a ring of SIZE slots (a power of two), doubled when it is full: the message at
+-- position p (head <= p < tail) is in slot (p & MASK) + 1. Every slot is set from the start, so
+-- the arrays stay in Lua's array part: clearing a slot never makes a table rehash, and a stream
+-- of messages that never lets the queue run empty reuses the same slots.
+local SIZE, MASK = 256, 255
+local function ring(size)
+  local t = {}
+  for i = 1, size do t[i] = false end
+  return t
+end
+local QM, QN, Q1, QA, QR, QD = ring(SIZE), ring(SIZE), ring(SIZE), ring(SIZE), ring(SIZE), ring(SIZE)
+local head, tail = 0, 0
+
+-- Doubles the ring, moving the queued messages to their slots in the larger one.
+local function grow()
+  local size = SIZE * 2
+  local mask = size - 1
+  local m, n, one, all, r, d = ring(size), ring(size), ring(size), ring(size), ring(size), ring(size)
+  for p = head, tail - 1 do
+    local o, s = (p & MASK) + 1, (p & mask) + 1
+    m[s], n[s], one[s], all[s], r[s], d[s] = QM[o], QN[o], Q1[o], QA[o], QR[o], QD[o]
+  end
+  QM, QN, Q1, QA, QR, QD, SIZE, MASK = m, n, one, all, r, d, size, mask
+end
 -- How many queued messages have a deadline: while none has, QD is not read (reading a missing
 -- key costs a call into Lua's slow path).
 local timed = 0
@@ -44,10 +70,12 @@ end
 
 local function push(msg, sender, deadline, n, ...)
   if tail - head >= limit then full() end
+  if tail - head == SIZE then grow() end
   local t = tail
-  QM[t], QN[t], QR[t] = msg, n, sender
-  if deadline then QD[t] = deadline timed = timed + 1 end
-  if n == 1 then Q1[t] = ... elseif n > 1 then QA[t] = { ... } end
+  local s = (t & MASK) + 1
+  QM[s], QN[s], QR[s] = msg, n, sender
+  if deadline then QD[s] = deadline timed = timed + 1 end
+  if n == 1 then Q1[s] = ... elseif n > 1 then QA[s] = { ... } end
   tail = t + 1
   sent = sent + 1
 end
@@ -59,8 +87,7 @@ local function copied(ok, ...)
 end
 
 local function too_large(msg, size)
-  error("message '" .. ID .. ":" .. msg .. "' is too large: about " .. size .. " bytes, the limit is "
-    .. max_bytes .. " (#limits.message_bytes)", 3)
+  error(too_large_error(ID .. ":" .. msg, size), 3)
 end
 
 local function enqueue(msg, ...)
@@ -125,7 +152,9 @@ local function signal(target, ...)
       if tv == "number" or tv == "boolean" then
         local t = tail
         if t - head >= limit then full() end
-        QM[t], QN[t], QR[t], Q1[t] = msg, 1, 0, v
+        if t - head == SIZE then grow() end
+        local s = (t & MASK) + 1
+        QM[s], QN[s], QR[s], Q1[s] = msg, 1, 0, v
         tail = t + 1
         sent = sent + 1
         return
@@ -189,18 +218,19 @@ end
 local function run(budget)
   while head < tail and handled < budget do
     local t = head
-    local msg, n, sender, one = QM[t], QN[t], QR[t], Q1[t]
+    local s = (t & MASK) + 1
+    local msg, n, sender, one = QM[s], QN[s], QR[s], Q1[s]
     local all, deadline
-    if n > 1 then all = QA[t] QA[t] = nil end
+    if n > 1 then all = QA[s] QA[s] = false end
     if timed > 0 then
-      deadline = QD[t]
-      if deadline then QD[t] = nil timed = timed - 1 end
+      deadline = QD[s]
+      if deadline then QD[s] = false timed = timed - 1 end
     end
-    Q1[t] = nil
+    Q1[s] = false
     head = t + 1
     handled = handled + 1
     mark()  -- each message is an invocation of its own for the budget
-    if deadline == nil or wall_ms() < deadline then
+    if not deadline or wall_ms() < deadline then
       local h = H[msg]
       if h == nil then
         if n == 0 then slow_deliver(msg, sender)
@@ -252,7 +282,6 @@ local function drain(budget)
     B._WAITFOR = nil
     report(e)
   end
-  if head == tail then head, tail = 1, 1 end
   return tail - head, handled, counts()
 end
 
@@ -281,7 +310,7 @@ end
 -- sender's address and stage id (`false`: none), its globals as a count and name-value pairs,
 -- and its values as a count and the values. MB is filled with `false` up to
 -- its size once, so the runtime's writes always land in its array part.
-local mail_slots, slow_mail, mail_reply = more[1], more[2], more[3]
+local mail_slots, slow_mail, mail_reply = P.mail_slots, P.deliver_mail, P.mail_reply
 local MB = {}
 for i = 1, mail_slots do MB[i] = false end
 local mnext, mlast, mcount = 1, 0, 0

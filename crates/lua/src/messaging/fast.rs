@@ -184,13 +184,7 @@ impl FastPath {
         let copy_args = lua.create_function(move |lua, (msg, values): (mlua::LuaString, MultiValue)| {
             let copy = || -> mlua::Result<MultiValue> {
                 let copied = convert::to_args(lua, values.iter())?;
-                let size = msg.as_bytes().len() + copied.iter().map(Value::approx_size).sum::<usize>();
-                if size > max_bytes {
-                    return Err(mlua::Error::runtime(format!(
-                        "message '{}' is too large: about {size} bytes, the limit is {max_bytes} (#limits.message_bytes)",
-                        msg.to_string_lossy()
-                    )));
-                }
+                super::send::check_size(&msg.to_string_lossy(), &copied, max_bytes)?;
                 convert::from_args(lua, &copied, &env)
             };
             let mut out = MultiValue::new();
@@ -259,14 +253,34 @@ impl FastPath {
             },
         )?;
         let raw = crate::messaging::plain::RawSend::new(lua, stage)?;
-        let more = lua.create_table()?;
-        more.raw_set(1, MAIL_SLOTS)?;
-        more.raw_set(2, slow_mail)?;
-        more.raw_set(3, mail_reply)?;
-        more.raw_set(4, raw.send)?;
-        more.raw_set(5, raw.reply)?;
-        more.raw_set(6, &raw.failure)?;
-        more.raw_set(7, crate::errors::check(lua)?)?;
+        let too_large = lua.create_function(move |_, (key, size): (String, usize)| {
+            Ok(crate::errors::message(&super::send::too_large(
+                &key, size, max_bytes,
+            )))
+        })?;
+        let parts = lua.create_table()?;
+        parts.raw_set("globals", globals.clone())?;
+        parts.raw_set("id", id)?;
+        parts.raw_set("address", stage.origin.address.as_str())?;
+        parts.raw_set("signal", raw_signal)?;
+        parts.raw_set("reply", raw_reply)?;
+        parts.raw_set("classify", classify)?;
+        parts.raw_set("copy_args", copy_args)?;
+        parts.raw_set("deliver", slow_deliver)?;
+        parts.raw_set("report", report)?;
+        parts.raw_set("wall_ms", wall_ms)?;
+        parts.raw_set("mark", crate::budget::invocation_marker(lua)?)?;
+        parts.raw_set("error_text", error_text)?;
+        parts.raw_set("mailbox", stage.process.limits.mailbox_capacity())?;
+        parts.raw_set("max_bytes", max_bytes)?;
+        parts.raw_set("too_large", too_large)?;
+        parts.raw_set("mail_slots", MAIL_SLOTS)?;
+        parts.raw_set("deliver_mail", slow_mail)?;
+        parts.raw_set("mail_reply", mail_reply)?;
+        parts.raw_set("send_plain", raw.send)?;
+        parts.raw_set("reply_plain", raw.reply)?;
+        parts.raw_set("failure", &raw.failure)?;
+        parts.raw_set("check", crate::errors::check(lua)?)?;
         type Parts = (
             Table,
             Function,
@@ -277,23 +291,7 @@ impl FastPath {
             Function,
         );
         let (plain, signal, drain, post, invoke, mail, drain_mail): Parts =
-            lua.load(SOURCE).set_name("=stage").call((
-                globals.clone(),
-                id,
-                &*stage.origin.address,
-                raw_signal,
-                raw_reply,
-                classify,
-                copy_args,
-                slow_deliver,
-                report,
-                wall_ms,
-                crate::budget::invocation_marker(lua)?,
-                error_text,
-                stage.process.limits.mailbox_capacity(),
-                stage.process.limits.max_message_bytes(),
-                more,
-            ))?;
+            lua.load(SOURCE).set_name("=stage").call(parts)?;
         stage_table.set("signal", signal)?;
         let threads = crate::api::thread_jobs::RawThread::new(lua)?;
         let fast = crate::api::thread::FastThreads {
