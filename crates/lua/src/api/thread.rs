@@ -5,7 +5,7 @@
 //! (like the ids `stage.waitfor(fn)` makes; on a stage thread from a sequence, see
 //! [`crate::stage::Stage::fresh_callback_id`]), so it is listed by `stage.waitfor()`; a job's
 //! values are posted straight to the stage's mailbox, never through the router (decision Q16).
-//! The callback is removed [`crate::stage::THREAD_CALLBACK_LINGER_MS`] after the job ended.
+//! The callback is removed [`crate::command::THREAD_CALLBACK_LINGER_MS`] after the job ended.
 
 use super::stage::{copy_all, job_function};
 use super::Actor;

@@ -55,7 +55,7 @@ impl Stage {
     }
 
     /// Sets the callbacks of the jobs that ended apart from the handlers in use (see
-    /// [`Handlers::retire`]), and off the fast path. A job's end is taken from the mailbox
+    /// [`crate::handlers::Handlers::retire`]), and off the fast path. A job's end is taken from the mailbox
     /// without waiting for the batch before it to be handled (see [`Stage::take_command`]);
     /// its callback is set apart only after that batch, which holds the job's last values.
     pub fn retire_finished(&self, lua: &Lua) {

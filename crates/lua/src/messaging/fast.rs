@@ -181,25 +181,28 @@ impl FastPath {
         let max_bytes = stage.process.limits.max_message_bytes();
         // Returns `true` and the copies, or `false` and the error text (raised by the Lua side
         // at the caller's line).
-        let copy_args = lua.create_function(move |lua, (msg, values): (mlua::LuaString, MultiValue)| {
-            let copy = || -> mlua::Result<MultiValue> {
-                let copied = convert::to_args(lua, values.iter())?;
-                super::send::check_size(&msg.to_string_lossy(), &copied, max_bytes)?;
-                convert::from_args(lua, &copied, &env)
-            };
-            let mut out = MultiValue::new();
-            match copy() {
-                Ok(values) => {
-                    out.push_back(LuaValue::Boolean(true));
-                    out.extend(values);
+        let copy_args =
+            lua.create_function(move |lua, (msg, values): (mlua::LuaString, MultiValue)| {
+                let copy = || -> mlua::Result<MultiValue> {
+                    let copied = convert::to_args(lua, values.iter())?;
+                    super::send::check_size(&msg.to_string_lossy(), &copied, max_bytes)?;
+                    convert::from_args(lua, &copied, &env)
+                };
+                let mut out = MultiValue::new();
+                match copy() {
+                    Ok(values) => {
+                        out.push_back(LuaValue::Boolean(true));
+                        out.extend(values);
+                    }
+                    Err(e) => {
+                        out.push_back(LuaValue::Boolean(false));
+                        out.push_back(LuaValue::String(
+                            lua.create_string(crate::errors::message(&e))?,
+                        ));
+                    }
                 }
-                Err(e) => {
-                    out.push_back(LuaValue::Boolean(false));
-                    out.push_back(LuaValue::String(lua.create_string(crate::errors::message(&e))?));
-                }
-            }
-            Ok(out)
-        })?;
+                Ok(out)
+            })?;
         let weak = Rc::downgrade(stage);
         let slow_deliver =
             lua.create_function(move |lua, (msg, sender, args): (String, u8, MultiValue)| {
