@@ -3,7 +3,7 @@
 --   stage: the handler `step` sends its chain's next message to its own stage with
 --          stage.signal("step", chain), the form for "this stage, after the current invocation"
 --          (messaging.md §6.2); CHAINS chains (64) run at once, TOTAL messages (1,000,000) in
---          all. Each message goes through stage's queue of self-messages (fastpath.lua): the
+--          all. Each message goes through stage's queue of self-messages (messaging/fast.lua): the
 --          send checks the target and the value, the stage thread dispatches the queue in
 --          batches of 256 under one xpcall, per message setting `_WAITFOR`, moving the
 --          budget's epoch and sending any return values back as a reply, and goes back to the
@@ -11,7 +11,7 @@
 --   plain: plain.lua, the same handler bodies (with `mailbox.signal` for `stage.signal`) on a
 --          FIFO of parallel arrays and a dispatch loop, run here as one invocation of this
 --          stage thread (same Lua build, same globals table), twice: the dequeued value slot
---          set to nil, as stage's queue does, and set to false (see plain.lua: with 64
+--          set to nil, as stage's queue did before it became a ring, and set to false (see plain.lua: with 64
 --          messages in flight, nil makes Lua rehash the value array at every message).
 -- Both sides keep the chains' state in globals (COUNT, STEPS, ENDED) and check that exactly
 -- TOTAL step handler calls happened and every chain ran to its end. Times are wall-clock
