@@ -1,8 +1,9 @@
 -- A mailbox written in plain Lua 5.4 doing the work of stage's queue of self-messages
 -- (bench/mailbox/run.sh runs it; mailbox.lua has the stage side):
 --   mailbox.signal(name, ...) appends the message to a FIFO: its name, its value count and its
---     values, in parallel arrays as stage's own queue (fastpath.lua) keeps them: a one-value
---     message's value in an array of its own, so it allocates nothing; more values in a table;
+--     values, in parallel arrays as stage's own queue (messaging/fast.lua) kept them before it
+--     became a ring: a one-value message's value in an array of its own, so it allocates
+--     nothing; more values in a table;
 --   the dispatch loop takes the oldest message, clears its value slot, looks its handler up by
 --     name in a table and calls it with the values, until the queue is empty.
 -- The handlers are the bodies of mailbox.lua's, word for word except `mailbox.signal` for

@@ -39,6 +39,7 @@ use crate::value::{Args, Key, Table, Value};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use std::borrow::Borrow;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
@@ -147,6 +148,47 @@ pub fn encode_args(values: &[Value]) -> Vec<u8> {
     out
 }
 
+/// Writes one BSON document an element at a time from borrowed values: for documents whose
+/// fields are not one [`Table`] (a message envelope, `crate::wire`), without copying the values
+/// into one first.
+pub struct DocumentWriter {
+    out: Vec<u8>,
+    start: usize,
+}
+
+impl Default for DocumentWriter {
+    fn default() -> Self {
+        let mut out = Vec::new();
+        let start = begin_document(&mut out);
+        DocumentWriter { out, start }
+    }
+}
+
+impl DocumentWriter {
+    /// Adds `value` under `key`.
+    pub fn element(&mut self, key: &str, value: &Value) {
+        write_element(&mut self.out, key.as_bytes(), value);
+    }
+
+    /// Adds a document of `entries` under `key`, each keyed as a table's would be
+    /// ([`Key::Int`] `n` as `"#n"`).
+    pub fn document<'v, K: Borrow<Key>>(
+        &mut self,
+        key: &str,
+        entries: impl IntoIterator<Item = (K, &'v Value)>,
+    ) {
+        self.out.push(T_DOCUMENT);
+        write_cstring(&mut self.out, key.as_bytes());
+        write_entries(&mut self.out, entries);
+    }
+
+    /// The document's bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        end_document(&mut self.out, self.start);
+        self.out
+    }
+}
+
 /// Decodes one complete BSON document into a table.
 pub fn decode_document(bytes: &[u8]) -> Result<Table, BsonError> {
     check_length(bytes)?;
@@ -205,9 +247,16 @@ fn end_document(out: &mut Vec<u8>, start: usize) {
 }
 
 fn write_table(out: &mut Vec<u8>, table: &Table) {
+    write_entries(out, table.0.iter().map(|(k, v)| (k, v)));
+}
+
+fn write_entries<'v, K: Borrow<Key>>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (K, &'v Value)>,
+) {
     let start = begin_document(out);
-    for (k, v) in &table.0 {
-        match k {
+    for (k, v) in entries {
+        match k.borrow() {
             Key::Int(i) => write_element(out, format!("#{i}").as_bytes(), v),
             Key::Str(s) => write_element(out, s, v),
         }

@@ -86,11 +86,6 @@ impl PayloadKey {
         self.text.is_empty()
     }
 
-    /// The target id: what stands before the first `:`.
-    pub fn target(&self) -> Option<&str> {
-        self.colon.map(|at| &self.text[..at])
-    }
-
     /// The message id for the receiving stage `id`: the key without its `"<id>:"` prefix, or
     /// `None` when the key is addressed to another stage. A stage without an id receives the
     /// whole key.
@@ -236,17 +231,14 @@ mod tests {
     #[test]
     fn keys_keep_their_target_and_message_id() {
         let k = PayloadKey::with_sender("svc", "me", "ping");
-        assert_eq!(
-            (k.as_str(), k.target(), k.msg()),
-            ("svc:me:ping", Some("svc"), "me:ping")
-        );
+        assert_eq!((k.as_str(), k.msg()), ("svc:me:ping", "me:ping"));
         assert_eq!(k.msg_for(Some("svc")), Some("me:ping"));
         assert_eq!(k.msg_for(Some("me")), None);
         assert_eq!(k.msg_for(None), Some("svc:me:ping"));
         let v = PayloadKey::verbatim("game:kick");
-        assert_eq!((v.target(), v.msg()), (Some("game"), "kick"));
+        assert_eq!((v.msg_for(Some("game")), v.msg()), (Some("kick"), "kick"));
         let bare = PayloadKey::verbatim("kick");
-        assert_eq!((bare.target(), bare.msg_for(Some("kick"))), (None, None));
+        assert_eq!((bare.msg_for(Some("kick")), bare.msg()), (None, "kick"));
         assert_eq!(PayloadKey::new(None, "a:b").msg_for(None), Some("a:b"));
     }
 

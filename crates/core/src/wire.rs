@@ -4,18 +4,18 @@
 //! | key | element | field |
 //! |---|---|---|
 //! | `k` | string | the payload key, as it is written |
-//! | `v` | document `{ "#1": …, "#2": … }` | the values, in order (nil kept) |
-//! | `n` | int64 | how many values (trailing nils are values too) |
+//! | `v` | document `{ "#1": …, "#2": … }` | the values, in order (nil kept as null) |
 //! | `a` | string | the sender's reply address (absent: no sender) |
 //! | `s` | string | the sender's stage id (absent: none) |
 //! | `d` | int64 | the deadline in wall-clock ms (absent: none) |
 //! | `g` | document `{ name: value }` | the invocation globals, in order (absent: none) |
 //!
-//! Values use the mapping of [`crate::bson`] (functions as gzip-compressed bytecode).
+//! Values use the mapping of [`crate::bson`] (functions as gzip-compressed bytecode). Unknown
+//! keys are ignored, so that a later version may add fields.
 
-use crate::bson::{self, BsonError};
+use crate::bson::{self, BsonError, DocumentWriter};
 use crate::message::{Message, PayloadKey, ReplyAddress, Sender};
-use crate::value::{Args, Key, Table, Value};
+use crate::value::{Args, Key, Value};
 
 /// Why bytes could not be read as a message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,110 +29,96 @@ pub enum WireError {
 
 /// Encodes a message as one BSON document.
 pub fn encode(message: &Message) -> Vec<u8> {
-    let mut doc = Table::default();
-    doc.push(Key::str("k"), Value::str(message.key.as_str()));
-    let values = message
-        .values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (Key::Int(i as i64 + 1), v.clone()))
-        .collect();
-    doc.push(Key::str("v"), Value::Table(Table(values)));
-    doc.push(Key::str("n"), Value::Int(message.values.len() as i64));
+    let mut doc = DocumentWriter::default();
+    doc.element("k", &Value::str(message.key.as_str()));
+    let values = (1..).map(Key::Int).zip(&message.values);
+    doc.document("v", values);
     if let Some(sender) = &message.sender {
-        doc.push(Key::str("a"), Value::str(sender.address.as_str()));
+        doc.element("a", &Value::str(sender.address.as_str()));
         if let Some(stage) = &sender.stage {
-            doc.push(Key::str("s"), Value::str(&**stage));
+            doc.element("s", &Value::str(&**stage));
         }
     }
     if let Some(deadline) = message.deadline_ms {
-        doc.push(
-            Key::str("d"),
-            Value::Int(i64::try_from(deadline).unwrap_or(i64::MAX)),
+        doc.element(
+            "d",
+            &Value::Int(i64::try_from(deadline).unwrap_or(i64::MAX)),
         );
     }
     if !message.globals.is_empty() {
-        let globals = message
-            .globals
-            .iter()
-            .map(|(name, v)| (Key::str(name), v.clone()))
-            .collect();
-        doc.push(Key::str("g"), Value::Table(Table(globals)));
+        let globals = message.globals.iter().map(|(name, v)| (Key::str(name), v));
+        doc.document("g", globals);
     }
-    bson::encode_document(&doc)
+    doc.finish()
 }
 
 /// Decodes a message written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
-    let doc = bson::decode_document(bytes)?;
-    let text = |key: &'static str| -> Result<Option<String>, WireError> {
-        match doc.get_str(key) {
-            None => Ok(None),
-            Some(Value::Str(s)) => String::from_utf8(s.to_vec())
-                .map(Some)
-                .map_err(|_| WireError::Field(key)),
-            Some(_) => Err(WireError::Field(key)),
+    let (mut key, mut values, mut address, mut stage, mut deadline_ms, mut globals) =
+        (None, None, None, None, None, Vec::new());
+    for (name, value) in bson::decode_document(bytes)?.0 {
+        let Key::Str(name) = name else { continue };
+        match (name.as_slice(), value) {
+            (b"k", value) => key = Some(text(value, "k")?),
+            (b"v", Value::Table(t)) => {
+                let mut args = Args::with_capacity(t.0.len());
+                for (i, (k, v)) in t.0.into_iter().enumerate() {
+                    if k != Key::Int(i as i64 + 1) {
+                        return Err(WireError::Field("v"));
+                    }
+                    args.push(v);
+                }
+                values = Some(args);
+            }
+            (b"a", value) => address = Some(text(value, "a")?),
+            (b"s", value) => stage = Some(text(value, "s")?),
+            (b"d", Value::Int(d)) => {
+                deadline_ms = Some(u64::try_from(d).map_err(|_| WireError::Field("d"))?)
+            }
+            (b"g", Value::Table(t)) => {
+                for (k, v) in t.0 {
+                    let Key::Str(k) = k else {
+                        return Err(WireError::Field("g"));
+                    };
+                    let name = String::from_utf8(k.to_vec()).map_err(|_| WireError::Field("g"))?;
+                    globals.push((name, v));
+                }
+            }
+            (b"v", _) => return Err(WireError::Field("v")),
+            (b"d", _) => return Err(WireError::Field("d")),
+            (b"g", _) => return Err(WireError::Field("g")),
+            _ => {}
         }
-    };
-    let key = text("k")?.ok_or(WireError::Field("k"))?;
-    let count = match doc.get_str("n") {
-        Some(Value::Int(n)) => usize::try_from(*n).map_err(|_| WireError::Field("n"))?,
-        _ => return Err(WireError::Field("n")),
-    };
-    let Some(Value::Table(values)) = doc.get_str("v") else {
-        return Err(WireError::Field("v"));
-    };
-    let mut args = Args::from_elem(Value::Nil, count);
-    for (k, v) in &values.0 {
-        let slot = match k {
-            Key::Int(i) => usize::try_from(*i - 1).ok().and_then(|i| args.get_mut(i)),
-            Key::Str(_) => None,
-        };
-        *slot.ok_or(WireError::Field("v"))? = v.clone();
     }
-    let sender = text("a")?.map(|address| Sender {
-        address: ReplyAddress::from(address.as_str()),
-        stage: None,
-    });
-    let sender = match (sender, text("s")?) {
-        (Some(sender), stage) => Some(Sender {
+    let sender = match (address, stage) {
+        (Some(address), stage) => Some(Sender {
+            address: ReplyAddress::from(address.as_str()),
             stage: stage.map(Into::into),
-            ..sender
         }),
         (None, None) => None,
         (None, Some(_)) => return Err(WireError::Field("s")),
     };
-    let deadline_ms = match doc.get_str("d") {
-        None => None,
-        Some(Value::Int(d)) => Some(u64::try_from(*d).map_err(|_| WireError::Field("d"))?),
-        Some(_) => return Err(WireError::Field("d")),
-    };
-    let globals = match doc.get_str("g") {
-        None => Vec::new(),
-        Some(Value::Table(t)) => {
-            t.0.iter()
-                .map(|(k, v)| match k {
-                    Key::Str(name) => String::from_utf8(name.to_vec())
-                        .map(|name| (name, v.clone()))
-                        .map_err(|_| WireError::Field("g")),
-                    Key::Int(_) => Err(WireError::Field("g")),
-                })
-                .collect::<Result<_, _>>()?
-        }
-        Some(_) => return Err(WireError::Field("g")),
-    };
     Ok(Message {
-        key: PayloadKey::verbatim(key),
-        values: args,
+        key: PayloadKey::verbatim(key.ok_or(WireError::Field("k"))?),
+        values: values.ok_or(WireError::Field("v"))?,
         sender,
         deadline_ms,
         globals,
     })
 }
 
+/// The UTF-8 text of a string element `field`.
+fn text(value: Value, field: &'static str) -> Result<String, WireError> {
+    match value {
+        Value::Str(s) => String::from_utf8(s.to_vec()).map_err(|_| WireError::Field(field)),
+        _ => Err(WireError::Field(field)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Table;
     use std::sync::Arc;
 
     fn full() -> Message {
@@ -193,7 +179,6 @@ mod tests {
         );
         let mut doc = Table::default();
         doc.push(Key::str("k"), Value::str("a:b"));
-        doc.push(Key::str("n"), Value::Int(1));
         let mut values = Table::default();
         values.push(Key::Int(5), Value::Int(1));
         doc.push(Key::str("v"), Value::Table(values));

@@ -15,7 +15,7 @@ use crate::process::ProcessContext;
 use crate::timers::Timers;
 use mlua::{Lua, MultiValue, Value as LuaValue};
 use prometheus_client::metrics::counter::Counter;
-use stage_core::{Message, PayloadKey, Sender, Value};
+use stage_core::{Message, Sender, Value};
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -149,11 +149,6 @@ impl Stage {
         if let Err(e) = done {
             report_error(lua, &e);
         }
-    }
-
-    /// The payload key of message `msg` addressed to this stage.
-    pub fn own_key(&self, msg: &str) -> PayloadKey {
-        self.origin.own_key(msg)
     }
 
     /// The fast path, once installed.

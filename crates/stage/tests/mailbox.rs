@@ -1,5 +1,5 @@
 //! Messages from other stages, which a stage thread takes from its mailbox in batches
-//! (`fastpath.rs`): order across the runs the fast path takes and the messages the runtime
+//! (`messaging/fast.rs`): order across the runs the fast path takes and the messages the runtime
 //! delivers, handlers changed by an earlier message of the same run, errors, `_WAITFOR`,
 //! automatic replies, sends and replies of every kind of value, through the real binary.
 //! Invocation globals in a batch are tested with the ticket service (`ticket.rs`).

@@ -257,7 +257,7 @@ end)
 #[test]
 fn handles_of_a_function_and_callback_used_again_behave_as_the_first() {
     // The first handle ships JOB and registers CB through the ordinary path; the next ones take
-    // the shortcuts for functions shipped before (rawthread.rs). Each callback starts the next
+    // the shortcuts for functions shipped before (api/thread_jobs.rs). Each callback starts the next
     // job, so the output is in order.
     let (lines, err) = run(
         "[2, 100]",

@@ -78,15 +78,15 @@ impl TicketService {
             ..
         } = message;
         let text = key.msg();
-        let full_key = key.to_string();
+        let full_key = key.as_str();
         let values_refused = |expected| Refused::Values {
-            key: full_key.clone(),
+            key: full_key.to_owned(),
             expected,
         };
         let feedback_to = |requester: &Requester, fb: Option<&str>| {
             fb.map(|fb| Feedback {
                 callback: requester.qualify(fb),
-                key: full_key.clone(),
+                key: full_key.to_owned(),
             })
         };
         match key::parse(text)? {
@@ -95,16 +95,18 @@ impl TicketService {
                 callback,
                 feedback,
             } => {
-                let requester = requester.ok_or_else(|| Refused::NoRequester(full_key.clone()))?;
+                let requester =
+                    requester.ok_or_else(|| Refused::NoRequester(full_key.to_owned()))?;
                 let callback = requester.qualify(callback);
                 let feedback = feedback_to(&requester, feedback);
                 let outcome = self
                     .engine
                     .request(now, requester, category, callback, values, feedback)?;
-                capacity(&full_key, [&outcome])
+                capacity(full_key, [&outcome])
             }
             Key::Table { category, feedback } => {
-                let requester = requester.ok_or_else(|| Refused::NoRequester(full_key.clone()))?;
+                let requester =
+                    requester.ok_or_else(|| Refused::NoRequester(full_key.to_owned()))?;
                 let [Value::Table(table)] = values.as_slice() else {
                     return Err(values_refused("one table { callback = value, ... }"));
                 };
@@ -124,7 +126,7 @@ impl TicketService {
                 let results = self
                     .engine
                     .request_many(now, requester, category, entries, echo, feedback)?;
-                capacity(&full_key, results.iter().map(|(_, outcome)| outcome))
+                capacity(full_key, results.iter().map(|(_, outcome)| outcome))
             }
             Key::Broadcast { category } => {
                 self.engine.broadcast(now, category, values)?;

@@ -36,7 +36,7 @@ pub fn tick() -> f64 {
 
 /// `thread.new` and its handles, in Lua: a handle is a table whose `waitfor` is a closure over
 /// the callback id, far cheaper than a userdata building a Rust closure at every access. On a
-/// stage thread the C functions of [`crate::rawthread`] start jobs and register plain
+/// stage thread the C functions of [`crate::api::thread_jobs`] start jobs and register plain
 /// callbacks first; what they leave (and everything in a worker) goes to [`start`] and
 /// [`handle_waitfor`]. The functions raise their errors at the caller's line themselves, so
 /// they are not wrapped like the other API functions.

@@ -31,7 +31,7 @@ thread_local! {
 }
 
 /// The C functions for `thread.new` handles, on this stage thread.
-pub struct RawThread {
+pub struct JobStarters {
     /// `new_job(f, ...)`: the callback id of the job started, `false` when starting it failed
     /// (`failure()` tells why), nothing when the ordinary path is to start it.
     pub new_job: mlua::Function,
@@ -41,15 +41,15 @@ pub struct RawThread {
     pub watch: mlua::Function,
 }
 
-impl RawThread {
+impl JobStarters {
     /// Makes the functions for the stage of this thread, whose state `lua` is.
-    pub fn new(lua: &Lua) -> mlua::Result<RawThread> {
+    pub fn new(lua: &Lua) -> mlua::Result<JobStarters> {
         STATE.with(|s| *s.borrow_mut() = Some(lua.weak()));
         LAST_JOB.with(|j| j.borrow_mut().take());
         LAST_CALLBACK.with(|c| c.borrow_mut().take());
         // SAFETY: both functions only read their arguments and push one result (see below).
         unsafe {
-            Ok(RawThread {
+            Ok(JobStarters {
                 new_job: lua.create_c_function(new_job)?,
                 watch: lua.create_c_function(watch)?,
             })
@@ -92,7 +92,7 @@ fn recent<T: Clone>(
     })
 }
 
-/// `new_job(f, ...)` (see [`RawThread::new_job`]).
+/// `new_job(f, ...)` (see [`JobStarters::new_job`]).
 ///
 /// Everything it calls on the state only reads values and raises no Lua error, and every Rust
 /// value it makes is dropped or stored before the result is pushed (pushing the id can raise
@@ -121,7 +121,7 @@ unsafe extern "C-unwind" fn new_job(state: *mut lua_State) -> c_int {
     }
 }
 
-/// `watch(id, cb, copy, ...)` (see [`RawThread::watch`]).
+/// `watch(id, cb, copy, ...)` (see [`JobStarters::watch`]).
 unsafe extern "C-unwind" fn watch(state: *mut lua_State) -> c_int {
     let watched = || -> Option<bool> {
         let id = std::str::from_utf8(read_string(state, 1)?).ok()?;

@@ -100,7 +100,7 @@ impl Stage {
         lua: &Lua,
         batch: &mut Vec<Message>,
         at: usize,
-        written: crate::messaging::fast::Written,
+        written: super::fast::Written,
     ) {
         std::mem::swap(&mut *self.mail.borrow_mut(), batch);
         self.mail_at.set(at);
@@ -146,10 +146,7 @@ impl Stage {
 
     /// The id of a mailbox message at this stage; `None` when it is not for this stage.
     fn message_id<'m>(&self, message: &'m Message) -> Option<&'m str> {
-        match &self.origin.id {
-            Some(id) => message.id_for(id),
-            None => Some(message.key.as_str()),
-        }
+        message.key.msg_for(self.origin.id.as_deref())
     }
 
     /// Handles one message from the mailbox: matches a handler, calls it, sends the automatic
@@ -179,10 +176,7 @@ impl Stage {
     pub fn deliver_local(&self, lua: &Lua, msg_id: &str, sender: LocalSender, values: MultiValue) {
         let sender = match sender {
             LocalSender::Stage => Some(self.sender()),
-            LocalSender::AutoReply => Some(Sender {
-                address: self.origin.address.clone(),
-                stage: None,
-            }),
+            LocalSender::AutoReply => Some(self.origin.reply_sender()),
             LocalSender::Nobody => None,
         };
         self.deliver_values(lua, msg_id, sender.as_ref(), values, &[]);

@@ -12,7 +12,7 @@ local tostring, unpack, traceback = tostring, table.unpack, debug.traceback
 -- How a target is sent: SYNC_CALL `:msg`, TO_SELF a message to this very instance,
 -- OTHER_STAGE a message to another stage, 0 anything else.
 local SYNC_CALL <const>, TO_SELF <const>, OTHER_STAGE <const> = 1, 2, 3
--- A message to another stage and a reply when all values are plain data (rawsend.rs): they
+-- A message to another stage and a reply when all values are plain data (plain.rs): they
 -- return true when done, false when they failed (failure() tells why), nothing when
 -- raw_signal or raw_reply is to do the work.
 local send_plain, reply_plain, failure = P.send_plain, P.reply_plain, P.failure

@@ -185,7 +185,7 @@ impl FastPath {
             lua.create_function(move |lua, (msg, values): (mlua::LuaString, MultiValue)| {
                 let copy = || -> mlua::Result<MultiValue> {
                     let copied = convert::to_args(lua, values.iter())?;
-                    super::send::check_size(&msg.to_string_lossy(), &copied, max_bytes)?;
+                    super::send::check_size(msg.as_bytes().as_ref(), &copied, max_bytes)?;
                     convert::from_args(lua, &copied, &env)
                 };
                 let mut out = MultiValue::new();
@@ -255,7 +255,7 @@ impl FastPath {
                 Ok(())
             },
         )?;
-        let raw = crate::messaging::plain::RawSend::new(lua, stage)?;
+        let senders = super::plain::PlainSenders::new(lua, stage)?;
         let too_large = lua.create_function(move |_, (key, size): (String, usize)| {
             Ok(crate::errors::message(&super::send::too_large(
                 &key, size, max_bytes,
@@ -280,9 +280,9 @@ impl FastPath {
         parts.raw_set("mail_slots", MAIL_SLOTS)?;
         parts.raw_set("deliver_mail", slow_mail)?;
         parts.raw_set("mail_reply", mail_reply)?;
-        parts.raw_set("send_plain", raw.send)?;
-        parts.raw_set("reply_plain", raw.reply)?;
-        parts.raw_set("failure", &raw.failure)?;
+        parts.raw_set("send_plain", senders.send)?;
+        parts.raw_set("reply_plain", senders.reply)?;
+        parts.raw_set("failure", &senders.failure)?;
         parts.raw_set("check", crate::errors::check(lua)?)?;
         type Parts = (
             Table,
@@ -296,12 +296,12 @@ impl FastPath {
         let (plain, signal, drain, post, invoke, mail, drain_mail): Parts =
             lua.load(SOURCE).set_name("=stage").call(parts)?;
         stage_table.set("signal", signal)?;
-        let threads = crate::api::thread_jobs::RawThread::new(lua)?;
+        let threads = crate::api::thread_jobs::JobStarters::new(lua)?;
         let fast = crate::api::thread::FastThreads {
             new_job: &threads.new_job,
             watch: &threads.watch,
             plain: &plain,
-            failure: &raw.failure,
+            failure: &senders.failure,
         };
         crate::api::thread::install_new(lua, &globals.get("thread")?, Some(fast))?;
         Ok(FastPath {

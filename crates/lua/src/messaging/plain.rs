@@ -5,7 +5,7 @@
 //! copied straight from the Lua stack.
 //!
 //! Each returns `true` when it sent (or had nothing to send); `false` when the send failed,
-//! the error waiting in [`RawSend::failure`] for the fast path to raise at the caller's line; and
+//! the error waiting in [`PlainSenders::failure`] for the fast path to raise at the caller's line; and
 //! nothing when the ordinary path is to do the work: a value that is not plain data, a target
 //! of another form or a broadcast, a reply to this very instance.
 
@@ -23,12 +23,12 @@ use std::rc::{Rc, Weak};
 thread_local! {
     /// The stage of this stage thread.
     static STAGE: RefCell<Weak<Stage>> = const { RefCell::new(Weak::new()) };
-    /// The error of the last send that failed, until [`RawSend::failure`] takes it.
+    /// The error of the last send that failed, until [`PlainSenders::failure`] takes it.
     static FAILED: RefCell<Option<mlua::Error>> = const { RefCell::new(None) };
 }
 
 /// The fast path's functions for `stage`, on its own thread.
-pub struct RawSend {
+pub struct PlainSenders {
     /// `send(target, ...)`.
     pub send: mlua::Function,
     /// `reply(id, address, stage, ...)`.
@@ -38,9 +38,9 @@ pub struct RawSend {
     pub failure: mlua::Function,
 }
 
-impl RawSend {
+impl PlainSenders {
     /// Makes the functions for `stage`, whose thread this is.
-    pub fn new(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<RawSend> {
+    pub fn new(lua: &Lua, stage: &Rc<Stage>) -> mlua::Result<PlainSenders> {
         STAGE.with(|s| *s.borrow_mut() = Rc::downgrade(stage));
         let failure = lua.create_function(|lua, ()| {
             let error = FAILED.with(|f| f.borrow_mut().take());
@@ -49,7 +49,7 @@ impl RawSend {
         })?;
         // SAFETY: both functions only read their arguments and push one boolean (see below).
         unsafe {
-            Ok(RawSend {
+            Ok(PlainSenders {
                 send: lua.create_c_function(send)?,
                 reply: lua.create_c_function(reply)?,
                 failure,

@@ -189,7 +189,7 @@ fn outgoing(
     deadline_ms: Option<u64>,
 ) -> mlua::Result<Message> {
     check_size(
-        key.as_str(),
+        key.as_str().as_bytes(),
         &values,
         stage.process().limits.max_message_bytes(),
     )?;
@@ -231,17 +231,12 @@ fn route_to_stage(stage: &Actor, ids: &str, scope: Scope, message: Message) -> m
     Ok(())
 }
 
-/// The size of a message as `#limits.message_bytes` counts it: its key and its values.
-pub fn message_size(key: &str, values: &[Value]) -> usize {
-    key.len() + values.iter().map(Value::approx_size).sum::<usize>()
-}
-
-/// Refuses a message over `limit` bytes (decision 28): the one check every send passes,
-/// whichever path it takes.
-pub fn check_size(key: &str, values: &[Value], limit: usize) -> mlua::Result<()> {
-    let size = message_size(key, values);
+/// Refuses a message over `limit` bytes (decision 28), counting its key and its values: the
+/// one check every send passes, whichever path it takes.
+pub fn check_size(key: &[u8], values: &[Value], limit: usize) -> mlua::Result<()> {
+    let size = key.len() + values.iter().map(Value::approx_size).sum::<usize>();
     if size > limit {
-        return Err(too_large(key, size, limit));
+        return Err(too_large(&String::from_utf8_lossy(key), size, limit));
     }
     Ok(())
 }
