@@ -25,7 +25,7 @@ REPEATS=${REPEATS:-3}
 export MAILBOX_TOTAL=${MAILBOX_TOTAL:-1000000} MAILBOX_CHAINS=${MAILBOX_CHAINS:-64}
 
 if [ -n "${STAGE_BIN:-}" ]; then
-  BIN=$STAGE_BIN
+  BIN=$(realpath "$STAGE_BIN")  # the script changes directory
 else
   cargo build --release -p stage --manifest-path "$ROOT/Cargo.toml"
   BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/stage
